@@ -1,0 +1,32 @@
+# One command runs the stack, one command tests it. Both set themselves up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MNIST_PATH ?=
+MODEL_DIR ?= models/mnist
+
+.PHONY: setup run test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements-*.txt
+	@echo "==> Creating $(VENV) and installing pinned requirements"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-serving-nodeps.txt
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/python -m training --if-missing --model-dir $(MODEL_DIR) $(if $(MNIST_PATH),--data $(MNIST_PATH))
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The gateway: a thin FastAPI service in front of TF Serving's REST API."""

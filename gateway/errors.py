@@ -1,0 +1,82 @@
+"""Domain errors raised by the gateway; each maps to one HTTP status in `main.py`."""
+
+
+class GatewayError(Exception):
+    """Base class: `status_code` is the HTTP status, the message is the user-facing detail."""
+
+    status_code = 500
+    kind = "internal"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidImage(GatewayError):
+    """400: the upload is not a readable image (empty, truncated, corrupt, not an image)."""
+
+    status_code = 400
+    kind = "invalid_image"
+
+
+class PayloadTooLarge(GatewayError):
+    """413: the upload has too many bytes or its image too many pixels."""
+
+    status_code = 413
+    kind = "too_large"
+
+
+class UnsupportedImageType(GatewayError):
+    """415: a readable file in a format the gateway does not accept (SVG, PDF, ...)."""
+
+    status_code = 415
+    kind = "unsupported_type"
+
+
+class NoDigitFound(GatewayError):
+    """422: the image decodes but holds nothing that looks like a digit."""
+
+    status_code = 422
+    kind = "no_digit"
+
+
+class BadRequestParameters(GatewayError):
+    """422: parameters such as a pinned version or batch size are invalid."""
+
+    status_code = 422
+    kind = "bad_parameters"
+
+
+class Unauthorized(GatewayError):
+    """401: an API key is required and was missing or wrong."""
+
+    status_code = 401
+    kind = "unauthorized"
+
+
+class UpstreamError(GatewayError):
+    """502: TF Serving answered with an error."""
+
+    status_code = 502
+    kind = "upstream_error"
+
+
+class UpstreamUnavailable(GatewayError):
+    """503: TF Serving is unreachable or the model is not available."""
+
+    status_code = 503
+    kind = "upstream_unavailable"
+
+
+class UpstreamTimeout(GatewayError):
+    """504: TF Serving did not answer within the configured timeout."""
+
+    status_code = 504
+    kind = "upstream_timeout"
+
+
+class Overloaded(GatewayError):
+    """503 with Retry-After: too many requests are already in flight on this gateway."""
+
+    status_code = 503
+    kind = "overloaded"

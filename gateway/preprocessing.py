@@ -1,0 +1,174 @@
+"""Decode uploads and normalise them the way MNIST digits were normalised.
+
+Pure functions over bytes, Pillow images and numpy arrays. The same algorithm runs inside
+the SavedModel's `predict_image_bytes` signature (training/graph_preprocessing.py).
+"""
+
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from contract import (
+    CENTRE_OF_MASS,
+    DIGIT_BOX,
+    IMAGE_SIZE,
+    INK_FLOOR,
+    INK_THRESHOLD,
+    MAX_INK_FRACTION,
+    MIN_CONTRAST,
+    WORK_SIZE,
+)
+from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
+
+# What people commonly send; MPO is what many phone cameras call their JPEGs.
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
+_HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode an upload into a grayscale ("L") image with any transparency flattened onto white.
+
+    Raises:
+        InvalidImage: empty, corrupt or truncated data, or not an image at all.
+        UnsupportedImageType: an image format outside `ACCEPTED_FORMATS`.
+        PayloadTooLarge: the declared size exceeds `max_pixels` (checked before decoding).
+    """
+    if not data:
+        raise InvalidImage("The uploaded file is empty; send a PNG or JPEG image of a digit.")
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check warns; ours below is stricter and raises.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(
+            "The uploaded file is not a readable image; send a PNG or JPEG image of a digit."
+        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise _too_many_pixels(max_pixels) from exc
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageType(
+            f"Images in {image.format} format are not supported; "
+            "send PNG, JPEG, GIF, WebP, BMP or TIFF."
+        )
+    if image.width * image.height > max_pixels:
+        raise _too_many_pixels(max_pixels)
+    try:
+        if image.format in ("JPEG", "MPO"):
+            # Let libjpeg decode at 1/2..1/8 scale: big photos decode several times faster.
+            image.draft("L", (WORK_SIZE, WORK_SIZE))
+        image.load()
+        return _to_grayscale_on_white(ImageOps.exif_transpose(image))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(
+            "The uploaded image is truncated or corrupt; send the complete file."
+        ) from exc
+
+
+def _too_many_pixels(max_pixels: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The image has more than {max_pixels} pixels; send a smaller image of the digit."
+    )
+
+
+def _to_grayscale_on_white(image: Image.Image) -> Image.Image:
+    if image.mode in _HIGH_BIT_MODES:
+        values = np.asarray(image, dtype=np.float32)
+        if image.mode.startswith("I;16") or values.max(initial=0.0) > 255:
+            values = values / 257.0
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        # Canvas drawings are often dark strokes on a transparent background.
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    if image.mode == "L":
+        return image
+    if image.mode not in ("RGB", "1", "P"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    return image.convert("L")
+
+
+def normalise_digit(image: Image.Image) -> np.ndarray:
+    """Turn a grayscale image into a 28x28 float32 MNIST digit: white ink on black, in [0, 1].
+
+    Light backgrounds are inverted, the ink is cropped, fitted in a 20x20 box keeping its
+    aspect ratio, and placed so its centre of mass is at the centre of the frame.
+
+    Raises:
+        NoDigitFound: the image is blank, uniform, or ink covers too much of it to be a digit.
+    """
+    pixels = np.asarray(_reduce_to_work_size(image), dtype=np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    background = float(np.sort(border)[border.size // 2])
+    if background > 127.5:
+        # MNIST digits are white on black; photos and drawings are usually dark on light.
+        pixels = 255.0 - pixels
+        background = 255.0 - background
+    contrast = float(pixels.max()) - background
+    if contrast < MIN_CONTRAST:
+        raise NoDigitFound(
+            "No digit found: the image is blank or nearly uniform; draw a digit with a dark "
+            "pen on a light background (or light on dark)."
+        )
+    ink = np.clip((pixels - background) / contrast, 0.0, 1.0)
+    mask = ink >= INK_THRESHOLD
+    if mask.mean() > MAX_INK_FRACTION:
+        raise NoDigitFound(
+            "No digit found: ink or noise covers most of the image; send a single digit "
+            "on a plain background."
+        )
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
+    return _centre_in_frame(_fit_in_box(crop))
+
+
+def _reduce_to_work_size(image: Image.Image) -> Image.Image:
+    factor = math.ceil(max(image.size) / WORK_SIZE)
+    if factor <= 1:
+        return image
+    width, height = image.size
+    # Whole boxes only, so the graph's average pooling computes exactly the same thing.
+    return image.crop((0, 0, width - width % factor, height - height % factor)).reduce(factor)
+
+
+def digit_box_size(height: int, width: int) -> tuple[int, int]:
+    """The size of a height x width crop scaled so its longer side is `DIGIT_BOX`."""
+    scale = DIGIT_BOX / max(height, width)
+    return max(1, math.floor(height * scale + 0.5)), max(1, math.floor(width * scale + 0.5))
+
+
+def _fit_in_box(crop: np.ndarray) -> np.ndarray:
+    height, width = digit_box_size(*crop.shape)
+    resized = Image.fromarray(crop, "F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def centre_offsets(digit: np.ndarray) -> tuple[int, int]:
+    """Top-left offsets that put the centre of mass of `digit` at the frame's centre."""
+    total = float(digit.sum())
+    height, width = digit.shape
+    if total <= 0:
+        return (IMAGE_SIZE - height) // 2, (IMAGE_SIZE - width) // 2
+    row_mass = (digit.sum(axis=1) * np.arange(height)).sum() / total
+    col_mass = (digit.sum(axis=0) * np.arange(width)).sum() / total
+    top = min(max(math.floor(CENTRE_OF_MASS - row_mass + 0.5), 0), IMAGE_SIZE - height)
+    left = min(max(math.floor(CENTRE_OF_MASS - col_mass + 0.5), 0), IMAGE_SIZE - width)
+    return top, left
+
+
+def _centre_in_frame(digit: np.ndarray) -> np.ndarray:
+    top, left = centre_offsets(digit)
+    frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    frame[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return frame
+
+
+def preprocess_upload(data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes of an upload to a 28x28 float32 array ready for the model."""
+    return normalise_digit(decode_digit_image(data, max_pixels))

@@ -1,0 +1,1 @@
+"""Training: turns MNIST into versioned SavedModels that TF Serving loads."""

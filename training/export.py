@@ -1,0 +1,143 @@
+"""Export a trained model with contract 1's signatures and publish it atomically.
+
+A version appears under the base path only complete: it is written to a hidden temporary
+folder beside it, loaded back and checked, then renamed into place, so a polling server
+never sees half a model.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from contract import (
+    ASSETS_EXTRA_DIR,
+    IMAGE_SIZE,
+    INPUT_IMAGE,
+    INPUT_IMAGE_BYTES,
+    NUM_CLASSES,
+    OUTPUT_CONFIDENCE,
+    OUTPUT_DIGIT,
+    OUTPUT_PROBABILITIES,
+    SIGNATURE_IMAGE,
+    SIGNATURE_IMAGE_BYTES,
+)
+from training.graph_preprocessing import normalise_encoded_images
+
+TEMP_PREFIX = ".export-"
+
+
+def existing_versions(base: Path) -> list[int]:
+    """Integer version folders under `base`, ascending; temporary folders are not versions."""
+    if not base.is_dir():
+        return []
+    return sorted(
+        int(child.name)
+        for child in base.iterdir()
+        if child.is_dir() and child.name.isdigit() and int(child.name) > 0
+    )
+
+
+def next_version(base: Path) -> int:
+    # TF Serving serves the largest version, so a new model must sort above all others.
+    versions = existing_versions(base)
+    return versions[-1] + 1 if versions else 1
+
+
+def _outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
+    return {
+        OUTPUT_PROBABILITIES: probabilities,
+        OUTPUT_DIGIT: tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        OUTPUT_CONFIDENCE: tf.reduce_max(probabilities, axis=-1),
+    }
+
+
+def build_archive(model: keras.Model) -> keras.export.ExportArchive:
+    """The SavedModel archive with contract 1's two signatures."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def classify_images(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _outputs(model(image, training=False))
+
+    def classify_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _outputs(model(normalise_encoded_images(image_bytes), training=False))
+
+    archive.add_endpoint(
+        SIGNATURE_IMAGE,
+        classify_images,
+        input_signature=[
+            tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=INPUT_IMAGE)
+        ],
+    )
+    archive.add_endpoint(
+        SIGNATURE_IMAGE_BYTES,
+        classify_image_bytes,
+        input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_IMAGE_BYTES)],
+    )
+    return archive
+
+
+def verify_export(path: Path) -> None:
+    """Load the SavedModel back and check both signatures' names, dtypes and shapes.
+
+    Raises:
+        ValueError: a signature is missing or answers in the wrong shape.
+    """
+    loaded = tf.saved_model.load(str(path))
+    for name in (SIGNATURE_IMAGE, SIGNATURE_IMAGE_BYTES):
+        if name not in loaded.signatures:
+            raise ValueError(f"export at {path} lacks signature {name!r}")
+    answer = loaded.signatures[SIGNATURE_IMAGE](
+        **{INPUT_IMAGE: tf.zeros([2, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)}
+    )
+    expected = {
+        OUTPUT_PROBABILITIES: (tf.float32, (2, NUM_CLASSES)),
+        OUTPUT_DIGIT: (tf.int64, (2,)),
+        OUTPUT_CONFIDENCE: (tf.float32, (2,)),
+    }
+    for key, (dtype, shape) in expected.items():
+        tensor = answer.get(key)
+        if tensor is None or tensor.dtype != dtype or tuple(tensor.shape) != shape:
+            raise ValueError(f"export at {path}: output {key!r} is {tensor!r}, not {dtype} {shape}")
+    if not np.allclose(answer[OUTPUT_PROBABILITIES].numpy().sum(axis=-1), 1.0, atol=1e-3):
+        raise ValueError(f"export at {path}: probabilities do not sum to one")
+
+
+def publish(
+    model: keras.Model,
+    base: Path,
+    model_card: Mapping[str, object],
+    extra_files: Mapping[str, bytes] | None = None,
+) -> Path:
+    """Export `model` as the next version under `base` and return the version's path.
+
+    `model_card` (with "version" filled in) and `extra_files` land in assets.extra/.
+    """
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base))
+    try:
+        build_archive(model).write_out(str(staging), verbose=False)
+        verify_export(staging)
+        version = next_version(base)
+        assets = staging / ASSETS_EXTRA_DIR
+        assets.mkdir(exist_ok=True)
+        card = {**model_card, "version": version}
+        (assets / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+        for name, content in (extra_files or {}).items():
+            (assets / name).write_bytes(content)
+        staging.chmod(0o755)  # mkdtemp makes it private; servers run as other users
+        target = base / str(version)
+        # rename() is atomic within one file system; it fails rather than merge if a
+        # concurrent trainer took the same number.
+        os.rename(staging, target)
+        return target
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,143 @@
+"""What a training run tells people: the model card, plots and the summary table."""
+
+import datetime as dt
+import io
+import platform
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+
+import numpy as np
+
+from contract import NUM_CLASSES
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(matrix, (labels.astype(np.int64), predicted.astype(np.int64)), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix: np.ndarray) -> dict[str, float]:
+    totals = matrix.sum(axis=1)
+    return {
+        str(digit): round(float(matrix[digit, digit] / totals[digit]), 5) if totals[digit] else 0.0
+        for digit in range(NUM_CLASSES)
+    }
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build_model_card(
+    *,
+    arch: str,
+    epochs: int,
+    seed: int,
+    accuracy: float,
+    loss: float,
+    matrix: np.ndarray,
+    data_source: str,
+    data_sha256: str,
+    train_examples: int,
+    test_examples: int,
+    duration_s: float,
+    parameters: int,
+) -> dict[str, object]:
+    return {
+        "name": "mnist",
+        "architecture": arch,
+        "parameters": parameters,
+        "epochs": epochs,
+        "seed": seed,
+        "test_accuracy": round(accuracy, 5),
+        "test_loss": round(loss, 5),
+        "per_class_accuracy": per_class_accuracy(matrix),
+        "data": {
+            "source": data_source,
+            "sha256": data_sha256,
+            "train_examples": train_examples,
+            "test_examples": test_examples,
+        },
+        "training_duration_s": round(duration_s, 1),
+        "library_versions": library_versions(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _figure_png(figure: object) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+    plt.close(figure)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def confusion_matrix_png(matrix: np.ndarray, accuracy: float) -> bytes:
+    import matplotlib
+
+    matrix_shown = matrix.astype(float)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 5))
+    # Log colour scale: the diagonal dwarfs the mistakes, which are what matter.
+    image = axes.imshow(np.log1p(matrix_shown), cmap="Blues")
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if matrix_shown[row, col] > matrix_shown.max() / 4 else "black"
+            axes.text(col, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    axes.set(
+        xticks=range(NUM_CLASSES),
+        yticks=range(NUM_CLASSES),
+        xlabel="predicted digit",
+        ylabel="true digit",
+        title=f"Test confusion matrix (accuracy {accuracy:.2%})",
+    )
+    figure.colorbar(image, ax=axes, label="log(1 + count)")
+    return _figure_png(figure)
+
+
+def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = range(1, len(history["loss"]) + 1)
+    for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
+        axes.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history:
+            axes.plot(epochs, history[f"val_{key}"], marker="o", label="test")
+        axes.set(xlabel="epoch", ylabel=key, title=key)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return _figure_png(figure)
+
+
+def summary_table(card: Mapping[str, object], export_path: str) -> str:
+    per_class = card["per_class_accuracy"]
+    assert isinstance(per_class, dict)
+    rows = [
+        ("architecture", str(card["architecture"])),
+        ("parameters", f"{card['parameters']:,}"),
+        ("epochs", str(card["epochs"])),
+        ("seed", str(card["seed"])),
+        ("test accuracy", f"{card['test_accuracy']:.4%}"),
+        ("test loss", f"{card['test_loss']:.4f}"),
+        ("weakest digit", min(per_class, key=per_class.__getitem__)),
+        ("training time", f"{card['training_duration_s']} s"),
+        ("exported to", export_path),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name:<{width}}  {value}" for name, value in rows]
+    rule = "-" * max(len(line) for line in lines)
+    return "\n".join([rule, *lines, rule])
