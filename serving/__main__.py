@@ -1,0 +1,88 @@
+"""Command line: `python -m serving --model-base-path models/mnist --port 8501`.
+
+Flags follow tensorflow_model_server's own names where they overlap, so the same
+configuration files drive both.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from contract import MODEL_NAME
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving",
+        description="A local model server that speaks TF Serving's REST API.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-base-path", type=Path, help="folder of integer versions")
+    source.add_argument("--model-config-file", type=Path, help="TF Serving models.config")
+    parser.add_argument("--model-name", default=MODEL_NAME)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", "--rest-api-port", type=int, default=8501, dest="port")
+    parser.add_argument("--batching-parameters-file", type=Path)
+    parser.add_argument("--monitoring-config-file", type=Path)
+    parser.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0)
+    parser.add_argument("--model-threads", type=int, default=2, help="concurrent model calls")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    import uvicorn
+
+    from serving.batching import BatchingParameters
+    from serving.config_files import read_batching_parameters, read_monitoring_path
+    from serving.model_config import ModelSpec, parse_model_config
+    from serving.server import DEFAULT_MONITORING_PATH, ServerSettings, create_app
+
+    try:
+        if args.model_config_file:
+            models = parse_model_config(
+                args.model_config_file.read_text(), relative_to=args.model_config_file.parent
+            )
+        else:
+            models = [ModelSpec(args.model_name, args.model_base_path)]
+        batching = (
+            read_batching_parameters(args.batching_parameters_file)
+            if args.batching_parameters_file
+            else BatchingParameters()
+        )
+        monitoring = (
+            read_monitoring_path(args.monitoring_config_file)
+            if args.monitoring_config_file
+            else DEFAULT_MONITORING_PATH
+        )
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = ServerSettings(
+        models=models,
+        batching=batching,
+        poll_interval_s=args.file_system_poll_wait_seconds,
+        monitoring_path=monitoring,
+        model_threads=args.model_threads,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

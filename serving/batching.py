@@ -1,0 +1,161 @@
+"""Server-side batching: concurrent requests to one signature share one model call.
+
+While every model thread is busy, requests queue up; the next free thread takes as many
+queued rows as fit in `max_batch_size` (waiting at most `batch_timeout_s` for more), so a
+busy server answers many requests per call and an idle one answers at once.
+"""
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Tensors = dict[str, np.ndarray]
+ModelCall = Callable[[Tensors], Tensors]
+
+
+@dataclass(frozen=True)
+class BatchingParameters:
+    """The subset of TF Serving's batching_parameters the local server honours."""
+
+    max_batch_size: int = 64
+    batch_timeout_s: float = 0.0
+    num_batch_threads: int = 2
+
+
+@dataclass
+class _Task:
+    inputs: Tensors
+    rows: int
+    future: asyncio.Future[Tensors]
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Only requests whose rows have the same shapes can be concatenated.
+        self.shapes = tuple(sorted((k, v.shape[1:]) for k, v in self.inputs.items()))
+
+
+class Batcher:
+    """Queues requests for one model signature and runs them in batches on `executor`."""
+
+    def __init__(
+        self,
+        call: ModelCall,
+        params: BatchingParameters,
+        executor: Executor,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._call = call
+        self._params = params
+        self._executor = executor
+        self._on_batch = on_batch
+        self._queue: collections.deque[_Task] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._free_threads = asyncio.Semaphore(params.num_batch_threads)
+        self._running: set[asyncio.Task[None]] = set()
+        self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_forever())
+
+    async def submit(self, inputs: Tensors) -> Tensors:
+        """Run `inputs` (each with the batch dimension first) through the model."""
+        rows = next(iter(inputs.values())).shape[0]
+        task = _Task(inputs, rows, asyncio.get_running_loop().create_future())
+        self._queue.append(task)
+        self._wakeup.set()
+        return await task.future
+
+    async def _next_task(self, timeout: float | None) -> _Task | None:
+        while not self._queue:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                return None
+        return self._queue.popleft()
+
+    async def _collect(self) -> list[_Task]:
+        first = await self._next_task(None)
+        assert first is not None
+        batch, rows = [first], first.rows
+        deadline = time.monotonic() + self._params.batch_timeout_s
+        while rows < self._params.max_batch_size:
+            if not self._queue:
+                remaining = deadline - time.monotonic()
+                waited = await self._next_task(remaining) if remaining > 0 else None
+                if waited is None:
+                    break
+                self._queue.appendleft(waited)
+            task = self._queue[0]
+            if task.shapes != first.shapes or rows + task.rows > self._params.max_batch_size:
+                break
+            batch.append(self._queue.popleft())
+            rows += task.rows
+        return batch
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            await self._free_threads.acquire()
+            batch = await self._collect()
+            running = asyncio.create_task(self._run(batch))
+            self._running.add(running)
+            running.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[_Task]) -> None:
+        try:
+            batch = [task for task in batch if not task.future.cancelled()]
+            if not batch:
+                return
+            inputs = {
+                name: np.concatenate([task.inputs[name] for task in batch])
+                for name in batch[0].inputs
+            }
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._call, inputs)
+            except Exception as exc:
+                await self._run_alone(batch, exc)
+                return
+            if self._on_batch is not None:
+                self._on_batch(sum(task.rows for task in batch), time.perf_counter() - started)
+            offset = 0
+            for task in batch:
+                if not task.future.done():
+                    task.future.set_result(
+                        {
+                            name: value[offset : offset + task.rows]
+                            for name, value in outputs.items()
+                        }
+                    )
+                offset += task.rows
+        finally:
+            self._free_threads.release()
+
+    async def _run_alone(self, batch: list[_Task], error: Exception) -> None:
+        """After a failed batch, give each request its own call: one bad input
+        (say, an image with no digit) must not fail its neighbours."""
+        loop = asyncio.get_running_loop()
+        for task in batch:
+            if task.future.done():
+                continue
+            if len(batch) == 1:
+                task.future.set_exception(error)
+                continue
+            try:
+                result = await loop.run_in_executor(self._executor, self._call, task.inputs)
+            except Exception as exc:
+                task.future.set_exception(exc)
+            else:
+                task.future.set_result(result)
+
+    async def close(self) -> None:
+        """Finish running batches, then stop taking new ones."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        self._loop_task.cancel()
+        for task in self._queue:
+            if not task.future.done():
+                task.future.set_exception(RuntimeError("server is shutting down"))

@@ -1,0 +1,265 @@
+"""The versions of each model: found by polling the base path, loaded, swapped, reported.
+
+Like TF Serving's availability-preserving policy, a new version is loaded and warmed up
+before the version it replaces is unloaded, and a version that fails to load is reported
+in the model's status while the previous version keeps serving.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from serving.batching import Batcher, BatchingParameters, Tensors
+from serving.errors import ServingError, invalid_argument, not_found
+from serving.model_config import ModelSpec
+
+logger = logging.getLogger(__name__)
+SERVE_TAG = "serve"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """One row of GetModelStatus: TF Serving's ModelVersionStatus."""
+
+    state: str  # START | LOADING | AVAILABLE | UNLOADING | END
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+def version_folders(base_path: Path) -> dict[int, Path]:
+    """Positive integer folders under `base_path`; temporary and other folders are ignored."""
+    if not base_path.is_dir():
+        return {}
+    return {
+        int(child.name): child
+        for child in base_path.iterdir()
+        if child.name.isdigit() and int(child.name) > 0 and child.is_dir()
+    }
+
+
+def read_signature_defs(path: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """The SignatureDef map of the "serve" MetaGraph, as the metadata API reports it."""
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    for meta_graph in saved_model.meta_graphs:
+        if SERVE_TAG in meta_graph.meta_info_def.tags:
+            return dict(meta_graph.signature_def)
+    raise ValueError(f"{path} has no MetaGraph tagged '{SERVE_TAG}'")
+
+
+class Servable:
+    """One loaded version of a model and a batcher per signature."""
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        batching: BatchingParameters,
+        executor: Executor,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.signature_defs = read_signature_defs(path)
+        self._loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+        self.signatures = dict(self._loaded.signatures)
+        self.input_specs: dict[str, dict[str, tf.TensorSpec]] = {
+            key: dict(function.structured_input_signature[1])
+            for key, function in self.signatures.items()
+        }
+        self._batching = batching
+        self._executor = executor
+        self._on_batch = on_batch
+        self._batchers: dict[str, Batcher] = {}
+        self._closed = False
+
+    def warm_up(self) -> None:
+        """Run each numeric signature once so the first real request is not the slow one."""
+        for key, specs in self.input_specs.items():
+            if all(spec.dtype != tf.string for spec in specs.values()):
+                self.run(
+                    key,
+                    {
+                        name: np.zeros(
+                            [1, *(dim or 1 for dim in spec.shape.as_list()[1:])],
+                            spec.dtype.as_numpy_dtype,
+                        )
+                        for name, spec in specs.items()
+                    },
+                )
+
+    def run(self, signature: str, inputs: Tensors) -> Tensors:
+        """Call the signature directly (blocking), converting to and from numpy."""
+        try:
+            outputs = self.signatures[signature](
+                **{name: tf.constant(value) for name, value in inputs.items()}
+            )
+        except tf.errors.OpError as exc:
+            raise ServingError(_status_name(exc), exc.message) from exc
+        return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+    async def predict(self, signature: str, inputs: Tensors) -> Tensors:
+        if self._closed:  # a request that resolved this version just before it was unloaded
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.run, signature, inputs
+            )
+        batcher = self._batchers.get(signature)
+        if batcher is None:
+            batcher = Batcher(
+                lambda batch: self.run(signature, batch),
+                self._batching,
+                self._executor,
+                self._on_batch,
+            )
+            self._batchers[signature] = batcher
+        return await batcher.submit(inputs)
+
+    async def close(self) -> None:
+        self._closed = True
+        await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
+
+
+def _status_name(error: tf.errors.OpError) -> str:
+    # OpError codes are absl status codes; TF Serving reports them by name.
+    names = {
+        tf.errors.INVALID_ARGUMENT: "INVALID_ARGUMENT",
+        tf.errors.NOT_FOUND: "NOT_FOUND",
+        tf.errors.RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
+        tf.errors.FAILED_PRECONDITION: "FAILED_PRECONDITION",
+        tf.errors.OUT_OF_RANGE: "OUT_OF_RANGE",
+        tf.errors.UNIMPLEMENTED: "UNIMPLEMENTED",
+        tf.errors.UNAVAILABLE: "UNAVAILABLE",
+        tf.errors.DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
+    }
+    return names.get(error.error_code, "INTERNAL")
+
+
+class ModelVersions:
+    """The loaded versions, labels and status of one model name."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.available: dict[int, Servable] = {}
+        self.status: dict[int, VersionStatus] = {}
+        self.failed_paths: set[Path] = set()
+
+    def resolve(self, version: int | None, label: str | None) -> Servable:
+        """The servable for a request, as TF Serving's ServerCore resolves a ModelSpec."""
+        if label is not None:
+            if label not in self.spec.labels:
+                raise invalid_argument("Unrecognized servable version label: ", label)
+            version = self.spec.labels[label]
+        servable = (
+            self.available.get(version)
+            if version is not None
+            else self.available[max(self.available)]
+            if self.available
+            else None
+        )
+        if servable is None:
+            wanted = (
+                f"Specific({self.spec.name}, {version})" if version else f"Latest({self.spec.name})"
+            )
+            raise not_found("Servable not found for request: ", wanted)
+        return servable
+
+
+class ModelRegistry:
+    """Every served model; `poll()` brings them in line with what is on disk."""
+
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        batching: BatchingParameters,
+        executor: Executor,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.models = {spec.name: ModelVersions(spec) for spec in specs}
+        self._batching = batching
+        self._executor = executor
+        self._on_batch = on_batch
+        self._lock = threading.Lock()
+
+    def model(self, name: str, version: int | None = None) -> ModelVersions:
+        model = self.models.get(name)
+        if model is None:
+            wanted = f"Specific({name}, {version})" if version else f"Latest({name})"
+            raise not_found("Servable not found for request: ", wanted)
+        return model
+
+    def resolve(self, name: str, version: int | None, label: str | None) -> Servable:
+        return self.model(name, version).resolve(version, label)
+
+    def version_status(
+        self, name: str, version: int | None, label: str | None
+    ) -> list[tuple[int, VersionStatus]]:
+        """GetModelStatus: every known version, or one; NOT_FOUND as TF Serving words it."""
+        model = self.models.get(name)
+        if label is not None:
+            if model is None or label not in model.spec.labels:
+                raise invalid_argument("Unrecognized servable version label: ", label)
+            version = model.spec.labels[label]
+        statuses = dict(model.status) if model else {}
+        if version is not None:
+            if version not in statuses:
+                raise not_found("Could not find version ", version, " of model ", name)
+            return [(version, statuses[version])]
+        if not statuses:
+            raise not_found("Could not find any versions of model ", name)
+        return sorted(statuses.items())
+
+    def poll(self) -> list[Servable]:
+        """Load new versions, then retire replaced ones. Blocking: run it in a thread.
+
+        Returns the servables taken out of service; the caller closes them.
+        """
+        retired: list[Servable] = []
+        with self._lock:
+            for model in self.models.values():
+                retired.extend(self._sync(model))
+        return retired
+
+    def _sync(self, model: ModelVersions) -> list[Servable]:
+        on_disk = version_folders(model.spec.base_path)
+        candidates = sorted(v for v, path in on_disk.items() if path not in model.failed_paths)
+        wanted = model.spec.policy.choose(candidates)
+        for version in wanted:
+            if version not in model.available:
+                self._load(model, version, on_disk[version])
+        serving = [version for version in wanted if version in model.available]
+        if not serving:
+            return []  # nothing new could load: keep what serves now
+        retired = []
+        for version in sorted(set(model.available) - set(serving)):
+            model.status[version] = VersionStatus("UNLOADING")
+            retired.append(model.available.pop(version))
+            model.status[version] = VersionStatus("END")
+            logger.info("Unloaded %s version %d", model.spec.name, version)
+        return retired
+
+    def _load(self, model: ModelVersions, version: int, path: Path) -> None:
+        model.status[version] = VersionStatus("LOADING")
+        try:
+            servable = Servable(
+                model.spec.name, version, path, self._batching, self._executor, self._on_batch
+            )
+            servable.warm_up()
+        except Exception as exc:  # any failure to load is reported, never fatal
+            model.failed_paths.add(path)
+            model.status[version] = VersionStatus("END", "UNKNOWN", f"Failed to load {path}: {exc}")
+            logger.error(
+                "Could not load %s version %d from %s: %s", model.spec.name, version, path, exc
+            )
+            return
+        model.available[version] = servable
+        model.status[version] = VersionStatus("AVAILABLE")
+        logger.info("Serving %s version %d from %s", model.spec.name, version, path)
