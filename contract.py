@@ -24,6 +24,9 @@ INK_THRESHOLD = 0.3
 INK_FLOOR = 0.15
 # Less contrast than this (0-255 scale) between background and ink means no digit.
 MIN_CONTRAST = 40.0
+# The darkest stroke must stand out from pixel noise by this factor: random noise has plenty
+# of contrast but no more than a few times its own spread.
+MIN_SIGNAL_TO_NOISE = 5.0
 # Ink covering more than this fraction of the image is a filled area or noise, not a digit.
 MAX_INK_FRACTION = 0.45
 

@@ -19,6 +19,7 @@ from contract import (
     INK_THRESHOLD,
     MAX_INK_FRACTION,
     MIN_CONTRAST,
+    MIN_SIGNAL_TO_NOISE,
     WORK_SIZE,
 )
 from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
@@ -26,6 +27,14 @@ from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, Unsuppor
 # What people commonly send; MPO is what many phone cameras call their JPEGs.
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
 _HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+# Documents people upload by mistake, recognised so the answer can say what they sent.
+_DOCUMENT_SIGNATURES = {
+    b"%PDF": "PDF",
+    b"<svg": "SVG",
+    b"<?xml": "XML/SVG",
+    b"<!doctype html": "HTML",
+    b"<html": "HTML",
+}
 
 
 def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -44,11 +53,19 @@ def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        head = data[:256].lstrip().lower()
+        for signature, kind in _DOCUMENT_SIGNATURES.items():
+            if head.startswith(signature.lower()):
+                raise UnsupportedImageType(
+                    f"{kind} files are not supported; send PNG, JPEG, GIF, WebP, BMP or TIFF."
+                ) from exc
         raise InvalidImage(
             "The uploaded file is not a readable image; send a PNG or JPEG image of a digit."
         ) from exc
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels(max_pixels) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise _corrupt() from exc
     if image.format not in ACCEPTED_FORMATS:
         raise UnsupportedImageType(
             f"Images in {image.format} format are not supported; "
@@ -63,9 +80,11 @@ def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
         image.load()
         return _to_grayscale_on_white(ImageOps.exif_transpose(image))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InvalidImage(
-            "The uploaded image is truncated or corrupt; send the complete file."
-        ) from exc
+        raise _corrupt() from exc
+
+
+def _corrupt() -> InvalidImage:
+    return InvalidImage("The uploaded image is truncated or corrupt; send the complete file.")
 
 
 def _too_many_pixels(max_pixels: int) -> PayloadTooLarge:
@@ -114,6 +133,10 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
             "No digit found: the image is blank or nearly uniform; draw a digit with a dark "
             "pen on a light background (or light on dark)."
         )
+    if contrast < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
+        raise NoDigitFound(
+            "No digit found: the image looks like noise; send a single digit on a plain background."
+        )
     ink = np.clip((pixels - background) / contrast, 0.0, 1.0)
     mask = ink >= INK_THRESHOLD
     if mask.mean() > MAX_INK_FRACTION:
@@ -126,6 +149,16 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))
+
+
+def noise_level(pixels: np.ndarray) -> float:
+    """Pixel noise as a standard deviation, from the median difference of horizontal
+    neighbours: flat paper and clean drawings give 0, random noise gives a lot."""
+    differences = np.abs(np.diff(pixels, axis=1)).ravel()
+    if differences.size == 0:
+        return 0.0
+    median = float(np.sort(differences)[differences.size // 2])
+    return 1.4826 * median / math.sqrt(2.0)
 
 
 def _reduce_to_work_size(image: Image.Image) -> Image.Image:

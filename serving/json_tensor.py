@@ -192,6 +192,7 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
                 )
             try:
                 columns[name].append(tensor_from_json(item, dtype))
+                _check_same_shape(columns[name])
             except ServingError as exc:
                 raise invalid_argument(
                     "Failed to process element: ",
@@ -199,7 +200,6 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
                     " of 'instances' list. Error: ",
                     _status_string(exc),
                 ) from None
-            _check_same_shape(columns[name], index)
         return {name: np.stack(columns[name]) for name in columns}
 
     columns = {name: [] for name in specs}
@@ -221,7 +221,7 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
                 )
             try:
                 columns[key].append(tensor_from_json(value, specs[key]))
-                _check_same_shape(columns[key], index)
+                _check_same_shape(columns[key])
             except ServingError as exc:
                 raise invalid_argument(
                     "Failed to process element: ",
@@ -243,7 +243,7 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
     return {name: np.stack(values) for name, values in columns.items()}
 
 
-def _check_same_shape(arrays: list[np.ndarray], index: int) -> None:
+def _check_same_shape(arrays: list[np.ndarray]) -> None:
     first, last = arrays[0], arrays[-1]
     if first.size != last.size:
         raise invalid_argument("Expecting tensor size: ", first.size, " but got: ", last.size)

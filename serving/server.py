@@ -51,6 +51,7 @@ STATUS_PATH = re.compile(
     r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
     re.IGNORECASE,
 )
+API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)
 DEFAULT_MONITORING_PATH = "/monitoring/prometheus/metrics"
 JSON = "application/json"
 
@@ -115,6 +116,8 @@ class RestApi:
     async def handle(self, request: Request) -> Response:
         path = request.url.path
         method = request.method
+        if not API_PREFIX.match(path):
+            return Response(status_code=404)
         try:
             if method == "POST" and (match := PREDICTION_PATH.fullmatch(path)):
                 name, version_text, label, verb = match.groups()
@@ -274,7 +277,9 @@ def create_app(settings: ServerSettings) -> Starlette:
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [Route("/v1/{path:path}", rest, methods=["GET", "POST"])]
+    routes = []
     if settings.monitoring_path:
         routes.append(Route(settings.monitoring_path, prometheus, methods=["GET"]))
+    # TF Serving claims "(?i)/v1/.*": the handler itself tells its paths apart.
+    routes.append(Route("/{path:path}", rest, methods=["GET", "POST"]))
     return Starlette(routes=routes, lifespan=lifespan)

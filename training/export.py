@@ -29,25 +29,9 @@ from contract import (
     SIGNATURE_IMAGE_BYTES,
 )
 from training.graph_preprocessing import normalise_encoded_images
+from training.versions import next_version
 
 TEMP_PREFIX = ".export-"
-
-
-def existing_versions(base: Path) -> list[int]:
-    """Integer version folders under `base`, ascending; temporary folders are not versions."""
-    if not base.is_dir():
-        return []
-    return sorted(
-        int(child.name)
-        for child in base.iterdir()
-        if child.is_dir() and child.name.isdigit() and int(child.name) > 0
-    )
-
-
-def next_version(base: Path) -> int:
-    # TF Serving serves the largest version, so a new model must sort above all others.
-    versions = existing_versions(base)
-    return versions[-1] + 1 if versions else 1
 
 
 def _outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -15,6 +15,7 @@ from contract import (
     INK_THRESHOLD,
     MAX_INK_FRACTION,
     MIN_CONTRAST,
+    MIN_SIGNAL_TO_NOISE,
     WORK_SIZE,
 )
 
@@ -68,6 +69,11 @@ def normalise_digit(gray: tf.Tensor) -> tf.Tensor:
             MIN_CONTRAST,
             message="No digit found: the image is blank or nearly uniform.",
         ),
+        tf.debugging.assert_greater_equal(
+            contrast,
+            MIN_SIGNAL_TO_NOISE * _noise_level(pixels),
+            message="No digit found: the image looks like noise.",
+        ),
         tf.debugging.assert_less_equal(
             tf.reduce_mean(tf.cast(mask, tf.float32)),
             MAX_INK_FRACTION,
@@ -82,6 +88,13 @@ def normalise_digit(gray: tf.Tensor) -> tf.Tensor:
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     crop = tf.clip_by_value((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))[..., None]
+
+
+def _noise_level(pixels: tf.Tensor) -> tf.Tensor:
+    differences = tf.reshape(tf.abs(pixels[:, 1:] - pixels[:, :-1]), [-1])
+    count = tf.size(differences)
+    median = tf.cond(count > 0, lambda: tf.sort(differences)[count // 2], lambda: tf.constant(0.0))
+    return 1.4826 * median / tf.sqrt(2.0)
 
 
 def _fit_in_box(crop: tf.Tensor) -> tf.Tensor:

@@ -1,30 +1,10 @@
 """The CNN architectures and their training recipes."""
 
-from dataclasses import dataclass
-
 import keras
 from keras import layers
 
 from contract import INPUT_SHAPE, NUM_CLASSES
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How an architecture is trained: its default budget and optimiser schedule."""
-
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    augment: bool
-
-
-RECIPES = {
-    # The original design: about 99.1-99.2% in about 90 s on two cores.
-    "seed": Recipe(epochs=5, batch_size=64, learning_rate=1e-3, augment=False),
-    # Batch norm, dropout, light affine augmentation and a cosine-decayed learning rate.
-    "default": Recipe(epochs=10, batch_size=128, learning_rate=3e-3, augment=True),
-}
-ARCHITECTURES = tuple(RECIPES)
+from training.recipes import RECIPES
 
 
 def build_model(arch: str, steps_per_epoch: int, epochs: int) -> keras.Model:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.training.conftest import train_tiny
+from tests.conftest import train_tiny
 from training.data import DataUnavailable, load_mnist
 
 

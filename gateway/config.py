@@ -1,0 +1,63 @@
+"""Gateway settings, read from `GATEWAY_*` environment variables (contract 4)."""
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from contract import MODEL_NAME
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Defaults work against a model server on this machine."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    tf_serving_url: str = "http://localhost:8501"
+    model_name: str = MODEL_NAME
+    model_version: int | None = Field(default=None, ge=1)
+    model_label: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    max_upload_bytes: int = Field(default=10 * MIB, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=28 * 28)
+    max_batch: int = Field(default=64, ge=1)
+    max_in_flight: int = Field(default=256, ge=1)
+    cors_allow_origins: Annotated[list[str], NoDecode] = []
+    api_keys: Annotated[list[str], NoDecode] = []
+    model_base_path: str | None = None
+    version_cache_s: float = Field(default=1.0, ge=0)
+
+    @field_validator("cors_allow_origins", "api_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        # Plain comma-separated lists read better in env files than JSON arrays.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("tf_serving_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"GATEWAY_TF_SERVING_URL={value!r} must start with http:// or https://"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_pin(self) -> "Settings":
+        if self.model_version is not None and self.model_label:
+            raise ValueError(
+                "Set GATEWAY_MODEL_VERSION or GATEWAY_MODEL_LABEL, not both "
+                f"({self.model_version!r} and {self.model_label!r})"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

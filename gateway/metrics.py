@@ -1,0 +1,60 @@
+"""Prometheus metrics of the gateway, in a registry per app so tests stay independent."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gateway_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.preprocess = Histogram(
+            "gateway_preprocess_duration_seconds",
+            "Decoding and MNIST normalisation time per image.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream = Histogram(
+            "gateway_upstream_duration_seconds",
+            "TF Serving :predict call time, by outcome.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "gateway_errors",
+            "Failed requests by kind (invalid_image, upstream_timeout, ...).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.digits = Counter(
+            "gateway_predicted_digit",
+            "Predicted digits by model version: watch for drift.",
+            ["digit", "model_version"],
+            registry=self.registry,
+        )
+        self.confidence = Histogram(
+            "gateway_prediction_confidence",
+            "Confidence of answered predictions by model version.",
+            ["model_version"],
+            buckets=(0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests",
+            "Prediction requests being handled now.",
+            registry=self.registry,
+        )

@@ -1,0 +1,1 @@
+"""Route modules; `gateway/main.py` is the only place they are included."""

@@ -1,0 +1,53 @@
+"""GET /model: which model is served, its versions and states, and its model card."""
+
+import json
+import logging
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
+from gateway.deps import RequestIdDep, ServingClientDep, SettingsDep
+from gateway.schemas import ModelInfo, VersionState
+
+router = APIRouter(tags=["model"])
+logger = logging.getLogger(__name__)
+
+
+def read_model_card(base_path: str | None, version: int | None) -> dict[str, object] | None:
+    """The version's model card from the models volume, when the gateway mounts it."""
+    if base_path is None or version is None:
+        return None
+    path = Path(base_path) / str(version) / ASSETS_EXTRA_DIR / MODEL_CARD_FILE
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError):
+        logger.info("No readable model card at %s", path)
+        return None
+    return card if isinstance(card, dict) else None
+
+
+@router.get("/model", response_model=ModelInfo)
+async def model_info(
+    settings: SettingsDep, client: ServingClientDep, request_id: RequestIdDep
+) -> ModelInfo:
+    statuses = await client.model_status(request_id=request_id)
+    available = [s.version for s in statuses if s.state == "AVAILABLE"]
+    if settings.model_version is not None:
+        serving = settings.model_version if settings.model_version in available else None
+    elif settings.model_label:
+        labelled = await client.model_status(label=settings.model_label, request_id=request_id)
+        serving = next((s.version for s in labelled if s.state == "AVAILABLE"), None)
+    else:
+        serving = max(available) if available else None
+    return ModelInfo(
+        name=settings.model_name,
+        serving_version=str(serving) if serving is not None else None,
+        versions=[
+            VersionState(version=str(s.version), state=s.state, error_message=s.error_message)
+            for s in statuses
+        ],
+        pinned_version=settings.model_version,
+        pinned_label=settings.model_label,
+        model_card=read_model_card(settings.model_base_path, serving),
+    )

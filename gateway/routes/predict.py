@@ -1,0 +1,197 @@
+"""POST /predict and /predict/batch: upload -> preprocessing -> TF Serving -> answer."""
+
+import base64
+import io
+import time
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Header, Query, UploadFile
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from gateway.config import Settings
+from gateway.deps import MetricsDep, RequestIdDep, ServingClientDep, SettingsDep, require_api_key
+from gateway.errors import BadRequestParameters, GatewayError, PayloadTooLarge
+from gateway.metrics import GatewayMetrics
+from gateway.preprocessing import preprocess_upload
+from gateway.schemas import BatchItem, BatchPredictResponse, ErrorBody, PredictResponse
+from gateway.serving_client import PredictResult
+
+router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "The upload is not a readable image.",
+        401: "An API key is required.",
+        413: "The upload has too many bytes or pixels.",
+        415: "The file is not in a supported image format.",
+        422: "No digit found, or invalid parameters.",
+        502: "The model server answered with an error.",
+        503: "The model server is unreachable or the model is not available.",
+        504: "The model server timed out.",
+    }.items()
+}
+
+VersionQuery = Annotated[
+    int | None, Query(ge=1, description="Pin a model version (overrides GATEWAY_MODEL_VERSION).")
+]
+LabelQuery = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+        description="Pin a version label such as 'stable' or 'canary'.",
+    ),
+]
+VersionHeader = Annotated[str | None, Header(description="Same as ?version=.")]
+LabelHeader = Annotated[str | None, Header(description="Same as ?label=.")]
+IncludeImage = Annotated[
+    bool, Query(description="Also return the normalised 28x28 image as a PNG data URL.")
+]
+
+
+def resolve_pin(
+    settings: Settings,
+    version: int | None,
+    label: str | None,
+    header_version: str | None,
+    header_label: str | None,
+) -> tuple[int | None, str | None]:
+    """A request's pin: query, then header, then the gateway's configured pin."""
+    if version is None and header_version is not None:
+        if not header_version.isdigit() or int(header_version) < 1:
+            raise BadRequestParameters(
+                f"X-Model-Version must be a positive integer, not {header_version!r}."
+            )
+        version = int(header_version)
+    label = label or header_label
+    if version is not None and label:
+        raise BadRequestParameters("Pin a model version or a label, not both.")
+    if version is None and not label:
+        return settings.model_version, settings.model_label
+    return version, label
+
+
+async def normalised_upload(
+    upload: UploadFile, settings: Settings, metrics: GatewayMetrics
+) -> np.ndarray:
+    if upload.size is not None and upload.size > settings.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"The file is larger than {settings.max_upload_bytes} bytes; send a smaller image."
+        )
+    data = await upload.read()
+    started = time.perf_counter()
+    try:
+        # Decoding can take milliseconds for big photos: keep the event loop free meanwhile.
+        return await run_in_threadpool(preprocess_upload, data, settings.max_image_pixels)
+    finally:
+        metrics.preprocess.observe(time.perf_counter() - started)
+
+
+def png_data_url(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(image * 255).astype(np.uint8), "L").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def prediction_fields(
+    probabilities: np.ndarray, version: int, metrics: GatewayMetrics
+) -> dict[str, object]:
+    digit = int(probabilities.argmax())
+    confidence = float(probabilities[digit])
+    metrics.digits.labels(str(digit), str(version)).inc()
+    metrics.confidence.labels(str(version)).observe(confidence)
+    return {
+        "predicted_digit": digit,
+        "confidence": confidence,
+        "probabilities": [float(p) for p in probabilities],
+    }
+
+
+async def classify(
+    images: np.ndarray,
+    client: ServingClientDep,
+    metrics: GatewayMetrics,
+    pin: tuple[int | None, str | None],
+    request_id: str,
+) -> PredictResult:
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        return await client.predict(images, version=pin[0], label=pin[1], request_id=request_id)
+    except GatewayError as exc:
+        outcome = exc.kind
+        raise
+    finally:
+        metrics.upstream.labels(outcome).observe(time.perf_counter() - started)
+
+
+@router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
+async def predict(
+    file: Annotated[
+        UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, WebP, BMP or TIFF.")
+    ],
+    settings: SettingsDep,
+    client: ServingClientDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+    version: VersionQuery = None,
+    label: LabelQuery = None,
+    x_model_version: VersionHeader = None,
+    x_model_label: LabelHeader = None,
+    include_image: IncludeImage = False,
+) -> PredictResponse:
+    """Classify one handwritten digit."""
+    pin = resolve_pin(settings, version, label, x_model_version, x_model_label)
+    image = await normalised_upload(file, settings, metrics)
+    result = await classify(image[None], client, metrics, pin, request_id)
+    return PredictResponse(
+        **prediction_fields(result.probabilities[0], result.model_version, metrics),  # type: ignore[arg-type]
+        model_version=str(result.model_version),
+        normalized_image=png_data_url(image) if include_image else None,
+    )
+
+
+@router.post("/predict/batch", response_model=BatchPredictResponse, responses=ERROR_RESPONSES)
+async def predict_batch(
+    files: Annotated[
+        list[UploadFile], File(description="Several digit images, one upstream call.")
+    ],
+    settings: SettingsDep,
+    client: ServingClientDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+    version: VersionQuery = None,
+    label: LabelQuery = None,
+    x_model_version: VersionHeader = None,
+    x_model_label: LabelHeader = None,
+    include_image: IncludeImage = False,
+) -> BatchPredictResponse:
+    """Classify several digits in one call to the model server."""
+    if len(files) > settings.max_batch:
+        raise BadRequestParameters(
+            f"{len(files)} files is more than the {settings.max_batch} allowed per batch; "
+            "split the batch."
+        )
+    pin = resolve_pin(settings, version, label, x_model_version, x_model_label)
+    images = []
+    for index, upload in enumerate(files):
+        try:
+            images.append(await normalised_upload(upload, settings, metrics))
+        except GatewayError as exc:
+            # Same status, but say which file: the rest of the batch was fine.
+            exc.detail = f"File {index} ({upload.filename or 'unnamed'}): {exc.detail}"
+            raise
+    result = await classify(np.stack(images), client, metrics, pin, request_id)
+    return BatchPredictResponse(
+        predictions=[
+            BatchItem(
+                **prediction_fields(row, result.model_version, metrics),  # type: ignore[arg-type]
+                filename=upload.filename,
+                normalized_image=png_data_url(image) if include_image else None,
+            )
+            for row, upload, image in zip(result.probabilities, files, images, strict=True)
+        ],
+        model_version=str(result.model_version),
+    )

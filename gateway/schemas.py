@@ -1,0 +1,75 @@
+"""Request and response bodies of the gateway's public API (contract 3)."""
+
+from pydantic import BaseModel, Field
+
+PROBABILITIES_EXAMPLE = [0.0, 0.0, 0.0, 0.01, 0.0, 0.98, 0.0, 0.0, 0.01, 0.0]
+
+
+class Message(BaseModel):
+    message: str = Field(examples=["MNIST Classification API"])
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(
+        description="A sentence saying what went wrong and what to do about it.",
+        examples=["No digit found: the image is blank or nearly uniform."],
+    )
+
+
+class DigitPrediction(BaseModel):
+    predicted_digit: int = Field(ge=0, le=9, description="The most likely digit.", examples=[5])
+    confidence: float = Field(
+        ge=0, le=1, description="The model's probability for that digit.", examples=[0.98]
+    )
+    probabilities: list[float] = Field(
+        min_length=10,
+        max_length=10,
+        description="Probability of each digit 0-9.",
+        examples=[PROBABILITIES_EXAMPLE],
+    )
+    normalized_image: str | None = Field(
+        default=None,
+        description="With ?include_image=true: the 28x28 image the model saw, as a PNG data URL.",
+    )
+
+
+class PredictResponse(DigitPrediction):
+    model_version: str = Field(description="The model version that answered.", examples=["3"])
+
+
+class BatchItem(DigitPrediction):
+    filename: str | None = Field(default=None, examples=["five.png"])
+
+
+class BatchPredictResponse(BaseModel):
+    predictions: list[BatchItem]
+    model_version: str = Field(examples=["3"])
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    model_version: str = Field(examples=["3"])
+
+
+class VersionState(BaseModel):
+    version: str = Field(examples=["3"])
+    state: str = Field(examples=["AVAILABLE"])
+    error_message: str = ""
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(examples=["mnist"])
+    serving_version: str | None = Field(
+        description="The version /predict uses now.", examples=["3"]
+    )
+    versions: list[VersionState]
+    pinned_version: int | None = None
+    pinned_label: str | None = None
+    model_card: dict[str, object] | None = Field(
+        default=None,
+        description="The model card published with the version, when the gateway can read it.",
+    )

@@ -1,0 +1,204 @@
+"""The gateway's only way to TF Serving: its REST API over one shared httpx client.
+
+Every request is sent to an explicit `/versions/N` path, so the version reported to users
+is the one that answered. The newest AVAILABLE version (or the pinned label's) is cached
+for a second; if it is unloaded meanwhile, the client looks again and retries once.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import orjson
+
+from contract import OUTPUT_PROBABILITIES
+from gateway.errors import (
+    BadRequestParameters,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: str
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    probabilities: np.ndarray  # float32 [n, 10]
+    model_version: int
+
+
+class _NotFound(Exception):
+    """TF Serving answered 404: the model, version or label is not loaded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TFServingClient:
+    """Speaks contract 2 to one model; translates every failure into a gateway error."""
+
+    def __init__(self, http: httpx.AsyncClient, model_name: str, version_cache_s: float = 1.0):
+        self._http = http
+        self.model_name = model_name
+        self._cache_s = version_cache_s
+        self._cached: dict[str | None, tuple[int, float]] = {}
+        self._refresh_lock = asyncio.Lock()
+
+    async def _request(
+        self, method: str, path: str, request_id: str | None = None, content: bytes | None = None
+    ) -> object:
+        headers = {"Content-Type": "application/json"} if content is not None else {}
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        try:
+            response = await self._http.request(method, path, content=content, headers=headers)
+        except httpx.ConnectTimeout as exc:
+            raise self._unreachable(exc) from exc
+        except httpx.TimeoutException as exc:
+            logger.warning("TF Serving timed out on %s %s", method, path, exc_info=True)
+            raise UpstreamTimeout(
+                "The model server did not answer in time; try again shortly."
+            ) from exc
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if response.status_code == 404:
+            raise _NotFound(str(error or "not found"))
+        if response.status_code == 503:
+            raise UpstreamUnavailable(f"The model server is not ready: {error or 'unavailable'}.")
+        if response.status_code >= 400 or body is None:
+            logger.error(
+                "TF Serving answered %s to %s %s: %s", response.status_code, method, path, error
+            )
+            raise UpstreamError(
+                f"The model server answered with an error ({response.status_code}): "
+                f"{error or 'no JSON body'}."
+            )
+        return body
+
+    def _unreachable(self, exc: Exception) -> UpstreamUnavailable:
+        logger.warning("TF Serving unreachable: %s", exc)
+        return UpstreamUnavailable("The model server is unreachable; try again shortly.")
+
+    def _model_path(self, version: int | None = None, label: str | None = None) -> str:
+        path = f"/v1/models/{self.model_name}"
+        if version is not None:
+            return f"{path}/versions/{version}"
+        if label is not None:
+            return f"{path}/labels/{label}"
+        return path
+
+    async def model_status(
+        self, version: int | None = None, label: str | None = None, request_id: str | None = None
+    ) -> list[VersionStatus]:
+        """GET the model's version status; NOT_FOUND becomes an empty list."""
+        try:
+            body = await self._request("GET", self._model_path(version, label), request_id)
+        except _NotFound:
+            return []
+        except UpstreamError as exc:
+            if label is not None and "label" in exc.detail:
+                return []
+            raise
+        assert isinstance(body, dict)
+        return [
+            VersionStatus(
+                int(entry.get("version", 0)),
+                str(entry.get("state", "UNKNOWN")),
+                str(entry.get("status", {}).get("error_message", "")),
+            )
+            for entry in body.get("model_version_status", [])
+        ]
+
+    async def serving_version(
+        self, label: str | None = None, request_id: str | None = None, refresh: bool = False
+    ) -> int:
+        """The version requests go to: the newest AVAILABLE one, or the label's."""
+        cached = self._cached.get(label)
+        if cached and not refresh and time.monotonic() - cached[1] < self._cache_s:
+            return cached[0]
+        async with self._refresh_lock:
+            cached = self._cached.get(label)
+            if cached and time.monotonic() - cached[1] < self._cache_s and not refresh:
+                return cached[0]
+            statuses = await self.model_status(label=label, request_id=request_id)
+            available = [s.version for s in statuses if s.state == "AVAILABLE"]
+            if not available:
+                self._cached.pop(label, None)
+                what = f"label {label!r} of model" if label else "model"
+                raise UpstreamUnavailable(
+                    f"The {what} {self.model_name!r} has no available version yet; "
+                    "try again shortly."
+                )
+            self._cached[label] = (max(available), time.monotonic())
+            return max(available)
+
+    async def predict(
+        self,
+        images: np.ndarray,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        request_id: str | None = None,
+    ) -> PredictResult:
+        """Classify [n, 28, 28] float32 images in one upstream call."""
+        body = orjson.dumps(
+            {"instances": images[..., None].astype(np.float32)},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        if version is not None:
+            try:
+                return await self._predict_at(version, body, request_id)
+            except _NotFound as exc:
+                raise BadRequestParameters(
+                    f"Model version {version} is not available ({exc.message}); "
+                    "see GET /model for the versions being served."
+                ) from exc
+        chosen = await self.serving_version(label, request_id)
+        try:
+            return await self._predict_at(chosen, body, request_id)
+        except _NotFound:
+            # The version was swapped out since we looked: look again, once.
+            chosen = await self.serving_version(label, request_id, refresh=True)
+            try:
+                return await self._predict_at(chosen, body, request_id)
+            except _NotFound as exc:
+                raise UpstreamUnavailable(
+                    f"The model is being reloaded ({exc.message}); try again shortly."
+                ) from exc
+
+    async def _predict_at(self, version: int, body: bytes, request_id: str | None) -> PredictResult:
+        answer = await self._request(
+            "POST", f"{self._model_path(version)}:predict", request_id, content=body
+        )
+        try:
+            assert isinstance(answer, dict)
+            rows = answer["predictions"]
+            probabilities = np.asarray(
+                [row[OUTPUT_PROBABILITIES] if isinstance(row, dict) else row for row in rows],
+                dtype=np.float32,
+            )
+            if probabilities.ndim != 2 or probabilities.shape[1] != 10:
+                raise ValueError(f"probabilities of shape {probabilities.shape}")
+        except (AssertionError, KeyError, TypeError, ValueError) as exc:
+            raise UpstreamError(
+                f"The model server's answer does not have the expected shape ({exc})."
+            ) from exc
+        return PredictResult(probabilities, version)

@@ -1,0 +1,126 @@
+"""A fake TF Serving at the transport seam, and gateway clients wired to it."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.config import Settings
+from gateway.main import create_app
+
+
+@dataclass
+class FakeTFServing:
+    """Answers like TF Serving's REST API for model `mnist`; tests change its state."""
+
+    versions: dict[int, str] = field(default_factory=lambda: {1: "AVAILABLE"})
+    labels: dict[str, int] = field(default_factory=dict)
+    predicted_digit: int = 5
+    failure: Callable[[httpx.Request], httpx.Response] | None = None
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def status_body(self, versions: list[int]) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={
+                "model_version_status": [
+                    {
+                        "version": str(v),
+                        "state": self.versions[v],
+                        "status": {"error_code": "OK", "error_message": ""},
+                    }
+                    for v in versions
+                ]
+            },
+        )
+
+    def predictions(self, request: httpx.Request, version: int) -> httpx.Response:
+        if self.versions.get(version) != "AVAILABLE":
+            return httpx.Response(
+                404, json={"error": f"Servable not found for request: Specific(mnist, {version})"}
+            )
+        instances = np.asarray(orjson.loads(request.content)["instances"], dtype=np.float32)
+        if instances.shape[1:] != (28, 28, 1):
+            return httpx.Response(400, json={"error": f"bad shape {instances.shape}"})
+        probabilities = np.full(10, 0.01, np.float32)
+        probabilities[self.predicted_digit] = 0.91
+        return httpx.Response(
+            200,
+            json={
+                "predictions": [
+                    {
+                        "probabilities": probabilities.tolist(),
+                        "digit": self.predicted_digit,
+                        "confidence": 0.91,
+                    }
+                    for _ in instances
+                ]
+            },
+        )
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.failure is not None:
+            return self.failure(request)
+        path = request.url.path
+        if request.method == "POST" and path.startswith("/v1/models/mnist/versions/"):
+            version = int(path.removeprefix("/v1/models/mnist/versions/").split(":")[0])
+            return self.predictions(request, version)
+        if request.method == "GET" and path == "/v1/models/mnist":
+            if not self.versions:
+                return httpx.Response(
+                    404, json={"error": "Could not find any versions of model mnist"}
+                )
+            return self.status_body(sorted(self.versions))
+        if request.method == "GET" and path.startswith("/v1/models/mnist/versions/"):
+            version = int(path.rsplit("/", 1)[1])
+            if version not in self.versions:
+                return httpx.Response(
+                    404, json={"error": f"Could not find version {version} of model mnist"}
+                )
+            return self.status_body([version])
+        if request.method == "GET" and path.startswith("/v1/models/mnist/labels/"):
+            label = path.rsplit("/", 1)[1]
+            if label not in self.labels:
+                return httpx.Response(
+                    400, json={"error": f"Unrecognized servable version label: {label}"}
+                )
+            return self.status_body([self.labels[label]])
+        return httpx.Response(404, json={"error": f"Servable not found for request: {path}"})
+
+    @property
+    def predict_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == "POST"]
+
+
+@pytest.fixture
+def fake_tf_serving() -> FakeTFServing:
+    return FakeTFServing()
+
+
+@pytest.fixture
+def make_client(
+    fake_tf_serving: FakeTFServing,
+) -> Iterator[Callable[..., TestClient]]:
+    """Builds a gateway TestClient (lifespan running) with settings overrides."""
+    opened: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        settings = Settings(tf_serving_url="http://tf-serving:8501", version_cache_s=0, **overrides)  # type: ignore[arg-type]
+        client = TestClient(create_app(settings, transport=httpx.MockTransport(fake_tf_serving)))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    return make_client()

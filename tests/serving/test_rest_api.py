@@ -1,0 +1,308 @@
+"""Conformance with TF Serving's REST API: paths, bodies, status codes and the exact error
+messages of tensorflow_serving/model_servers/http_rest_api_handler.cc and util/json_tensor.cc."""
+
+import base64
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from tests.digit_images import draw_digit, encode
+
+ZEROS = np.zeros((28, 28, 1)).tolist()
+PREDICT = "/v1/models/mnist:predict"
+
+
+def available(version: str) -> dict[str, object]:
+    return {
+        "model_version_status": [
+            {
+                "version": version,
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
+
+
+def test_status_of_model_and_version(server: TestClient) -> None:
+    for path in (
+        "/v1/models/mnist",
+        "/v1/models/mnist/versions/1",
+        "/v1/models/mnist/labels/stable",
+    ):
+        response = server.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == available("1")
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "error"),
+    [
+        pytest.param(
+            "/v1/models/nope", 404, "Could not find any versions of model nope", id="unknown-model"
+        ),
+        pytest.param(
+            "/v1/models/mnist/versions/7",
+            404,
+            "Could not find version 7 of model mnist",
+            id="unknown-version",
+        ),
+        pytest.param("/v1/models", 400, "Missing model name in request.", id="no-model-name"),
+        pytest.param(
+            "/v1/models/mnist/labels/canary",
+            400,
+            "Unrecognized servable version label: canary",
+            id="unknown-label",
+        ),
+        pytest.param(
+            "/v1/models/mnist/metadata/extra",
+            400,
+            "Malformed request: GET /v1/models/mnist/metadata/extra",
+            id="malformed",
+        ),
+    ],
+)
+def test_status_errors(server: TestClient, path: str, status: int, error: str) -> None:
+    response = server.get(path)
+
+    assert response.status_code == status
+    assert response.json() == {"error": error}
+
+
+def test_paths_are_case_insensitive_like_tf_serving(server: TestClient) -> None:
+    assert server.get("/V1/Models/mnist").status_code == 200
+
+
+def test_metadata_has_signature_defs_in_tf_serving_shape(server: TestClient) -> None:
+    response = server.get("/v1/models/mnist/versions/1/metadata")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_spec"] == {"name": "mnist", "signature_name": "", "version": "1"}
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    default = signatures["serving_default"]
+    assert default["method_name"] == "tensorflow/serving/predict"
+    image = default["inputs"]["image"]
+    assert image["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in image["tensor_shape"]["dim"]] == ["-1", "28", "28", "1"]
+    assert {k: v["dtype"] for k, v in default["outputs"].items()} == {
+        "probabilities": "DT_FLOAT",
+        "digit": "DT_INT64",
+        "confidence": "DT_FLOAT",
+    }
+    assert signatures["predict_image_bytes"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+
+
+def test_predict_row_format(server: TestClient) -> None:
+    response = server.post(PREDICT, json={"instances": [ZEROS, ZEROS]})
+
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2
+    assert set(predictions[0]) == {"probabilities", "digit", "confidence"}
+    assert len(predictions[0]["probabilities"]) == 10
+    assert predictions[0]["digit"] == int(np.argmax(predictions[0]["probabilities"]))
+    assert predictions[0]["confidence"] == pytest.approx(max(predictions[0]["probabilities"]))
+
+
+def test_predict_columnar_format(server: TestClient) -> None:
+    response = server.post(PREDICT, json={"inputs": [ZEROS]})
+
+    assert response.status_code == 200
+    outputs = response.json()["outputs"]
+    assert set(outputs) == {"probabilities", "digit", "confidence"}
+    assert np.asarray(outputs["probabilities"]).shape == (1, 10)
+    assert np.asarray(outputs["digit"]).shape == (1,)
+
+
+def test_predict_columnar_named_inputs(server: TestClient) -> None:
+    response = server.post(PREDICT, json={"inputs": {"image": [ZEROS]}})
+
+    assert response.status_code == 200
+
+
+def test_predict_versions_and_labels_route(server: TestClient) -> None:
+    for path in (
+        "/v1/models/mnist/versions/1:predict",
+        "/v1/models/mnist/labels/stable:predict",
+    ):
+        assert server.post(path, json={"instances": [ZEROS]}).status_code == 200, path
+
+
+def test_predict_image_bytes_with_b64(server: TestClient) -> None:
+    png = encode(draw_digit(3, size=90, stroke=2, dark_on_light=True))
+    body = {
+        "signature_name": "predict_image_bytes",
+        "instances": [{"b64": base64.b64encode(png).decode()}],
+    }
+
+    response = server.post(PREDICT, json=body)
+
+    assert response.status_code == 200
+    (prediction,) = response.json()["predictions"]
+    assert 0 <= prediction["digit"] <= 9
+
+
+def test_predict_image_bytes_blank_image_is_400(server: TestClient) -> None:
+    blank = encode(draw_digit(0, size=40).point(lambda _: 255))
+    body = {
+        "signature_name": "predict_image_bytes",
+        "instances": [{"b64": base64.b64encode(blank).decode()}],
+    }
+
+    response = server.post(PREDICT, json=body)
+
+    assert response.status_code == 400
+    assert "No digit found" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error"),
+    [
+        pytest.param(
+            "/v1/models/nope:predict",
+            b'{"instances": [1]}',
+            404,
+            "Servable not found for request: Latest(nope)",
+            id="unknown-model",
+        ),
+        pytest.param(
+            "/v1/models/mnist/versions/9:predict",
+            b'{"instances": [1]}',
+            404,
+            "Servable not found for request: Specific(mnist, 9)",
+            id="unknown-version",
+        ),
+        pytest.param(
+            "/v1/models/mnist/labels/canary:predict",
+            b'{"instances": [1]}',
+            400,
+            "Unrecognized servable version label: canary",
+            id="unknown-label",
+        ),
+        pytest.param(
+            "/v1/models/mnist/versions/abc:predict",
+            b"{}",
+            400,
+            "Malformed request: POST /v1/models/mnist/versions/abc:predict",
+            id="bad-version",
+        ),
+        pytest.param(PREDICT, b"", 400, "JSON Parse error: The document is empty", id="empty-body"),
+        pytest.param(PREDICT, b"[1,2]", 400, "JSON Value: [1,2] Is not object", id="not-object"),
+        pytest.param(
+            PREDICT, b'{"foo": 1}', 400, "Missing 'inputs' or 'instances' key", id="no-inputs"
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"instances": 1}',
+            400,
+            "JSON Value: {\"instances\":1} Expecting 'instances' to be an list/array",
+            id="instances-not-list",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"instances": []}',
+            400,
+            "JSON Value: {\"instances\":[]} No values in 'instances' array",
+            id="instances-empty",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"instances": [1], "inputs": [1]}',
+            400,
+            'JSON Value: {"instances":[1],"inputs":[1]} Not formatted correctly expecting only one '
+            "of 'inputs' or 'instances' keys to exist ",
+            id="both-formats",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"signature_name": 5, "instances": [1]}',
+            400,
+            'JSON Value: {"signature_name":5,"instances":[1]} not formatted correctly. '
+            "'signature_name' key must be a string value.",
+            id="signature-not-string",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"signature_name": "nope", "instances": [1]}',
+            400,
+            'Serving signature name: "nope" not found in signature def',
+            id="unknown-signature",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"instances": ["a"]}',
+            400,
+            "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+            'JSON Value: "a" Type: String is not of expected type: float',
+            id="string-for-float",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"instances": [[1, 2], [1]]}',
+            400,
+            "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Expecting tensor size: 2 but got: 1",
+            id="ragged-instances",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"instances": [[[1], [2, 3]]]}',
+            400,
+            "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Encountered list at unexpected size: 2 at level: 1 expected size: 1",
+            id="ragged-inner",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"inputs": {"other": [1]}}',
+            400,
+            "Missing named input: image in 'inputs' object.",
+            id="missing-named-input",
+        ),
+        pytest.param(
+            PREDICT,
+            b'{"signature_name": "predict_image_bytes", "instances": [{"b64": "%%%"}]}',
+            400,
+            "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Unable to base64 decode",
+            id="bad-base64",
+        ),
+    ],
+)
+def test_predict_errors_match_tf_serving(
+    server: TestClient, path: str, body: bytes, status: int, error: str
+) -> None:
+    response = server.post(path, content=body)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": error}
+
+
+def test_predict_malformed_json_is_parse_error(server: TestClient) -> None:
+    response = server.post(PREDICT, content=b'{"instances": [')
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("JSON Parse error: ")
+
+
+def test_predict_wrong_shape_is_400(server: TestClient) -> None:
+    response = server.post(PREDICT, json={"instances": [np.zeros((28, 28)).tolist()]})
+
+    assert response.status_code == 400
+    assert "shape" in response.json()["error"]
+
+
+def test_prometheus_metrics_at_tf_serving_path(server: TestClient) -> None:
+    server.post(PREDICT, json={"instances": [ZEROS]})
+
+    response = server.get("/monitoring/prometheus/metrics")
+
+    assert response.status_code == 200
+    assert (
+        ':tensorflow:serving:request_count_total{model_name="mnist",status="OK"} 1.0'
+        in response.text
+    )

@@ -1,0 +1,151 @@
+"""Polling, hot swaps, failed loads and server-side batching, under concurrent requests."""
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from serving.batching import BatchingParameters
+from serving.model_config import ModelSpec
+from serving.server import ServerSettings, create_app
+
+pytestmark = pytest.mark.anyio
+BODY = {"instances": [np.zeros((28, 28, 1)).tolist()]}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def running_server(base: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(ServerSettings(models=[ModelSpec("mnist", base)], **settings))  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            yield client
+
+
+async def status(client: httpx.AsyncClient) -> dict[str, tuple[str, str]]:
+    body = (await client.get("/v1/models/mnist")).json()
+    return {
+        entry["version"]: (entry["state"], entry["status"]["error_message"])
+        for entry in body["model_version_status"]
+    }
+
+
+async def wait_for(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def publish(source: Path, base: Path, version: int) -> None:
+    """Copy beside the base path, then rename: how training publishes."""
+    staging = base / f".staging-{version}"
+    shutil.copytree(source, staging)
+    os.rename(staging, base / str(version))
+
+
+async def test_new_version_swaps_in_without_failed_requests(model_base: Path) -> None:
+    async with running_server(model_base, poll_interval_s=0.2) as client:
+        failures: list[int] = []
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            while not stop.is_set():
+                response = await client.post("/v1/models/mnist:predict", json=BODY)
+                if response.status_code != 200:
+                    failures.append(response.status_code)
+
+        workers = [asyncio.create_task(load()) for _ in range(8)]
+        await asyncio.sleep(0.5)
+        publish(model_base / "1", model_base, 2)
+
+        async def swapped() -> bool:
+            return (await status(client)).get("1", ("",))[0] == "END"
+
+        await wait_for(swapped)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.gather(*workers)
+
+        assert failures == []
+        assert await status(client) == {"1": ("END", ""), "2": ("AVAILABLE", "")}
+        version_one = await client.post("/v1/models/mnist/versions/1:predict", json=BODY)
+        assert version_one.status_code == 404
+
+
+async def test_broken_version_is_reported_and_previous_keeps_serving(model_base: Path) -> None:
+    async with running_server(model_base, poll_interval_s=0.2) as client:
+        broken = model_base / "2"
+        broken.mkdir()
+        (broken / "saved_model.pb").write_bytes(b"not a protobuf")
+
+        async def reported() -> bool:
+            return "2" in await status(client)
+
+        await wait_for(reported)
+
+        states = await status(client)
+        assert states["1"] == ("AVAILABLE", "")
+        assert states["2"][0] == "END" and "Failed to load" in states["2"][1]
+        response = await client.post("/v1/models/mnist:predict", json=BODY)
+        assert response.status_code == 200
+
+
+async def test_concurrent_requests_share_model_calls(model_base: Path) -> None:
+    batching = BatchingParameters(max_batch_size=64, batch_timeout_s=0.002, num_batch_threads=1)
+    async with running_server(model_base, batching=batching) as client:
+        responses = await asyncio.gather(
+            *(client.post("/v1/models/mnist:predict", json=BODY) for _ in range(48))
+        )
+        metrics = (await client.get("/monitoring/prometheus/metrics")).text
+
+    assert [r.status_code for r in responses] == [200] * 48
+    calls = _metric(metrics, ":tensorflow:serving:batching_session:processed_batch_size_count")
+    rows = _metric(metrics, ":tensorflow:serving:batching_session:processed_batch_size_sum")
+    assert rows == 48
+    assert calls < 48 / 2  # well over one request per model call
+
+
+async def test_batched_answers_go_to_their_own_requests(model_base: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = [rng.random((28, 28, 1)).tolist() for _ in range(12)]
+    async with running_server(model_base) as client:
+        alone = [
+            (await client.post("/v1/models/mnist:predict", json={"instances": [image]})).json()
+            for image in images
+        ]
+        together = await asyncio.gather(
+            *(
+                client.post("/v1/models/mnist:predict", json={"instances": [image]})
+                for image in images
+            )
+        )
+
+    for single, batched in zip(alone, together, strict=True):
+        np.testing.assert_allclose(
+            single["predictions"][0]["probabilities"],
+            batched.json()["predictions"][0]["probabilities"],
+            rtol=1e-4,
+            atol=1e-6,
+        )
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in metrics")
