@@ -21,6 +21,8 @@ from contract import (
     IMAGE_SIZE,
     INPUT_IMAGE,
     INPUT_IMAGE_BYTES,
+    MODEL_CARD_FILE,
+    MODEL_NAME,
     NUM_CLASSES,
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
@@ -32,6 +34,7 @@ from training.graph_preprocessing import normalise_encoded_images
 from training.versions import next_version
 
 TEMP_PREFIX = ".export-"
+WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 def _outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -94,6 +97,23 @@ def verify_export(path: Path) -> None:
         raise ValueError(f"export at {path}: probabilities do not sum to one")
 
 
+def write_warmup_requests(path: Path) -> None:
+    """TF Serving replays these at load (--enable_model_warmup), so the first user
+    request does not pay for graph initialisation."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=SIGNATURE_IMAGE)
+    )
+    zeros = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    request.inputs[INPUT_IMAGE].CopyFrom(tf.make_tensor_proto(zeros))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(log.SerializeToString())
+
+
 def publish(
     model: keras.Model,
     base: Path,
@@ -113,7 +133,8 @@ def publish(
         assets = staging / ASSETS_EXTRA_DIR
         assets.mkdir(exist_ok=True)
         card = {**model_card, "version": version}
-        (assets / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+        (assets / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        write_warmup_requests(assets / WARMUP_FILE)
         for name, content in (extra_files or {}).items():
             (assets / name).write_bytes(content)
         staging.chmod(0o755)  # mkdtemp makes it private; servers run as other users

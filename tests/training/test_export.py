@@ -111,6 +111,18 @@ def test_export_writes_model_card_and_plots(exported_model: Path, synthetic_npz:
         assert (assets / plot).read_bytes().startswith(b"\x89PNG")
 
 
+def test_export_writes_tf_serving_warmup_request(exported_model: Path) -> None:
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = exported_model / "assets.extra" / "tf_serving_warmup_requests"
+    (record,) = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    log = prediction_log_pb2.PredictionLog.FromString(record)
+
+    request = log.predict_log.request
+    assert request.model_spec.signature_name == "serving_default"
+    assert tf.make_ndarray(request.inputs["image"]).shape == (1, 28, 28, 1)
+
+
 def test_export_next_version_ignores_non_versions(tmp_path: Path) -> None:
     for name in ("3", "12", "tmp", ".export-abc", "0"):
         (tmp_path / name).mkdir()

@@ -1,0 +1,136 @@
+"""Run the whole stack on this machine without Docker: train a model if none exists, start
+the local model server (in place of the tensorflow/serving image) and the gateway, print
+where they listen and a curl that classifies a sample digit. Ctrl-C stops everything.
+
+    python scripts/local_stack.py [--data mnist.npz] [--model-dir models/mnist]
+"""
+
+import argparse
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample_digit(path: Path) -> None:
+    """A hand-drawn-looking 7: dark marker strokes on white, as a phone or canvas gives."""
+    image = Image.new("L", (280, 280), 255)
+    draw = ImageDraw.Draw(image)
+    draw.line([(70, 60), (210, 60), (120, 230)], fill=20, width=18, joint="curve")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+
+
+def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: {process.args[2]} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"error: {url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("MNIST_PATH"))
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "mnist")
+    parser.add_argument("--serving-port", type=int, default=8501)
+    parser.add_argument("--gateway-port", type=int, default=8000)
+    args = parser.parse_args()
+    python = sys.executable
+
+    print("==> Making sure a model exists (trains one the first time, a few minutes)", flush=True)
+    train = [python, "-m", "training", "--if-missing", "--model-dir", str(args.model_dir)]
+    if args.data:
+        train += ["--data", args.data]
+    if subprocess.run(train, cwd=ROOT).returncode != 0:
+        return 1
+
+    processes: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        print(f"==> Starting the model server on :{args.serving_port}", flush=True)
+        serving = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "serving",
+                "--model-base-path",
+                str(args.model_dir),
+                "--port",
+                str(args.serving_port),
+                "--batching-parameters-file",
+                "serving/batching.config",
+                "--monitoring-config-file",
+                "serving/monitoring.config",
+            ],
+            cwd=ROOT,
+        )
+        processes.append(serving)
+        serving_url = f"http://127.0.0.1:{args.serving_port}"
+        wait_until_ok(f"{serving_url}/v1/models/mnist", serving, timeout_s=180)
+
+        print(f"==> Starting the gateway on :{args.gateway_port}", flush=True)
+        env = {
+            **os.environ,
+            "GATEWAY_TF_SERVING_URL": serving_url,
+            "GATEWAY_MODEL_BASE_PATH": str(args.model_dir),
+        }
+        gateway = subprocess.Popen(
+            [python, "-m", "gateway", "--port", str(args.gateway_port)], cwd=ROOT, env=env
+        )
+        processes.append(gateway)
+        gateway_url = f"http://127.0.0.1:{args.gateway_port}"
+        wait_until_ok(f"{gateway_url}/readyz", gateway, timeout_s=60)
+
+        sample = args.model_dir.parent / "sample-digit.png"
+        sample_digit(sample)
+        print(
+            f"\nThe stack is up.\n"
+            f"  gateway       {gateway_url}   (API docs: {gateway_url}/docs)\n"
+            f"  model server  {serving_url}   (TF Serving REST API)\n\n"
+            f"Classify a sample digit:\n"
+            f"  curl -F file=@{sample} {gateway_url}/predict\n\n"
+            f"Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        print("error: a service stopped; shutting down the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\n==> Stopping", flush=True)
+        return 0
+    finally:
+        stop(processes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
