@@ -24,6 +24,32 @@ _GRAY_WEIGHTS = tf.constant([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "
 
 def decode_grayscale_on_white(image_bytes: tf.Tensor) -> tf.Tensor:
     """PNG/JPEG/GIF/BMP bytes to a float32 [h, w] grayscale image, transparency on white."""
+    return tf.cond(
+        tf.io.is_jpeg(image_bytes),
+        lambda: _decode_jpeg_scaled(image_bytes),
+        lambda: _decode_other(image_bytes),
+    )
+
+
+def _decode_jpeg_scaled(image_bytes: tf.Tensor) -> tf.Tensor:
+    # Like the gateway's Pillow draft(): libjpeg decodes big photos at 1/2, 1/4 or 1/8
+    # scale, the largest that keeps both sides at least WORK_SIZE, straight to luma.
+    shape = tf.io.extract_jpeg_shape(image_bytes)
+    scale = tf.minimum(shape[0] // WORK_SIZE, shape[1] // WORK_SIZE)
+    index = tf.cast(scale >= 2, tf.int32) + tf.cast(scale >= 4, tf.int32) + tf.cast(
+        scale >= 8, tf.int32
+    )
+    decoded = tf.switch_case(
+        index,
+        [
+            lambda ratio=ratio: tf.io.decode_jpeg(image_bytes, channels=1, ratio=ratio)
+            for ratio in (1, 2, 4, 8)
+        ],
+    )
+    return tf.cast(decoded[..., 0], tf.float32)
+
+
+def _decode_other(image_bytes: tf.Tensor) -> tf.Tensor:
     decoded = tf.io.decode_image(image_bytes, expand_animations=False)
     pixels = tf.cast(decoded, tf.float32)
     channels = tf.shape(pixels)[-1]

@@ -1,0 +1,61 @@
+"""Load on the local model server's :predict, with already-normalised 28x28 tensors.
+
+    python bench/serving_load.py --model-dir models/mnist [--seconds 10] [--concurrency 1 8 32 64]
+
+Starts `python -m serving` with serving/batching.config on a free loopback port; the load
+generator runs on the same machine and shares its cores.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.loadgen import run_load, table  # noqa: E402
+from scripts.local_stack import ROOT, stop, wait_until_ok  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--port", type=int, default=18601)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    bodies = [
+        orjson.dumps({"instances": rng.random((1, 28, 28, 1), dtype=np.float32)},
+                     option=orjson.OPT_SERIALIZE_NUMPY)
+        for _ in range(16)
+    ]
+    url = f"http://127.0.0.1:{args.port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--model-base-path", str(args.model_dir),
+         "--port", str(args.port), "--batching-parameters-file", "serving/batching.config",
+         "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    try:
+        wait_until_ok(f"{url}/v1/models/mnist", server, timeout_s=120)
+        headers = {"Content-Type": "application/json"}
+        predict = f"{url}/v1/models/mnist:predict"
+        run_load(lambda i: (predict, {"data": bodies[i % 16], "headers": headers}), 8, 2.0)  # warm up
+        rows = [
+            ("model server :predict", run_load(
+                lambda i: (predict, {"data": bodies[i % 16], "headers": headers}), c, args.seconds))
+            for c in args.concurrency
+        ]
+    finally:
+        stop([server])
+    print(table(f"\nLocal model server, {os.cpu_count()} cores shared with the load generator", rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

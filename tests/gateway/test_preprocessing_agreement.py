@@ -1,0 +1,52 @@
+"""The gateway's preprocessing and the SavedModel's in-graph `predict_image_bytes`
+normalisation agree: internal callers sending encoded images get the gateway's answers."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.preprocessing import preprocess_upload
+from tests.digit_images import draw_digit, encode
+
+tf = pytest.importorskip("tensorflow")
+
+from training.graph_preprocessing import normalise_encoded_images  # noqa: E402
+
+
+def uploads() -> list[object]:
+    rgba = np.zeros((160, 160, 4), np.uint8)
+    rgba[..., 3] = np.asarray(draw_digit(2, size=160, stroke=4))
+    from PIL import Image
+
+    return [
+        pytest.param(encode(draw_digit(3, size=28)), id="mnist-like-28"),
+        pytest.param(encode(draw_digit(5, size=280, height_fraction=0.5, centre=(0.3, 0.6), stroke=8, dark_on_light=True)), id="canvas-280"),
+        pytest.param(encode(draw_digit(7, size=600, height_fraction=0.3, stroke=9, dark_on_light=True).convert("RGB"), "JPEG", quality=90), id="photo-jpeg-600"),
+        pytest.param(encode(Image.fromarray(rgba, "RGBA")), id="transparent-canvas"),
+        pytest.param(encode(draw_digit(1, size=90, height_fraction=0.8, stroke=2, dark_on_light=True)), id="thin-one"),
+    ]
+
+
+@pytest.mark.parametrize("upload", uploads())
+def test_agreement_gateway_and_graph_normalise_alike(upload: bytes) -> None:
+    gateway = preprocess_upload(upload, 40_000_000)
+    graph = normalise_encoded_images(tf.constant([upload])).numpy()[0, :, :, 0]
+
+    assert graph.shape == (28, 28)
+    assert np.abs(gateway - graph).mean() < 0.02
+    assert np.abs(gateway - graph).max() < 0.35
+
+
+@pytest.mark.parametrize("upload", uploads())
+def test_agreement_same_digit_from_the_model(exported_model: Path, upload: bytes) -> None:
+    loaded = tf.saved_model.load(str(exported_model))
+    image = preprocess_upload(upload, 40_000_000)[None, :, :, None]
+
+    via_gateway = loaded.signatures["serving_default"](image=tf.constant(image))
+    via_graph = loaded.signatures["predict_image_bytes"](image_bytes=tf.constant([upload]))
+
+    assert int(via_gateway["digit"][0]) == int(via_graph["digit"][0])
+    np.testing.assert_allclose(
+        via_gateway["probabilities"].numpy(), via_graph["probabilities"].numpy(), atol=0.05
+    )
