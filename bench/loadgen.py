@@ -72,10 +72,11 @@ def run_load(make_request: RequestFactory, concurrency: int, seconds: float) -> 
 
 
 def table(title: str, rows: list[tuple[str, LoadResult]]) -> str:
-    lines = [title, f"{'target':<28} {'conc':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}"]
+    header = ("target", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors")
+    lines = [title, f"{header[0]:<28}" + "".join(f" {name:>8}" for name in header[1:])]
     for name, result in rows:
         lines.append(
-            f"{name:<28} {result.concurrency:>5} {result.rate:>8.0f} {result.p50:>8.2f} "
-            f"{result.percentile(95):>8.2f} {result.percentile(99):>8.2f} {result.errors:>7}"
+            f"{name:<28} {result.concurrency:>8} {result.rate:>8.0f} {result.p50:>8.2f} "
+            f"{result.percentile(95):>8.2f} {result.percentile(99):>8.2f} {result.errors:>8}"
         )
     return "\n".join(lines)

@@ -27,7 +27,9 @@ def drawn_seven(size: tuple[int, int], stroke: int, dark_on_light: bool) -> Imag
     width, height = size
     ImageDraw.Draw(image).line(
         [(width * 0.3, height * 0.25), (width * 0.7, height * 0.25), (width * 0.45, height * 0.8)],
-        fill=ink, width=stroke, joint="curve",
+        fill=ink,
+        width=stroke,
+        joint="curve",
     )
     return image
 
@@ -41,7 +43,9 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
 CASES = {
     "28x28 PNG (MNIST-like)": lambda: encoded(drawn_seven((28, 28), 2, False), "PNG"),
     "280x280 PNG (canvas)": lambda: encoded(drawn_seven((280, 280), 18, True), "PNG"),
-    "1024x768 JPEG (photo)": lambda: encoded(drawn_seven((1024, 768), 30, True).convert("RGB"), "JPEG"),
+    "1024x768 JPEG (photo)": lambda: encoded(
+        drawn_seven((1024, 768), 30, True).convert("RGB"), "JPEG"
+    ),
 }
 
 
@@ -49,8 +53,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
-    print(f"Gateway preprocessing, one thread ({os.cpu_count()} cores on the machine), "
-          f"median of {args.runs} runs")
+    print(
+        f"Gateway preprocessing, one thread ({os.cpu_count()} cores on the machine), "
+        f"median of {args.runs} runs"
+    )
     print(f"{'image':<26} {'bytes':>8} {'median ms':>10} {'p95 ms':>8}")
     for name, make in CASES.items():
         data = make()
@@ -62,8 +68,10 @@ def main() -> int:
             preprocess_upload(data, MAX_PIXELS)
             times.append((time.perf_counter() - started) * 1000)
         times.sort()
-        print(f"{name:<26} {len(data):>8} {statistics.median(times):>10.3f} "
-              f"{times[int(0.95 * len(times))]:>8.3f}")
+        print(
+            f"{name:<26} {len(data):>8} {statistics.median(times):>10.3f} "
+            f"{times[int(0.95 * len(times))]:>8.3f}"
+        )
     return 0
 
 

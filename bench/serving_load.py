@@ -30,30 +30,53 @@ def main() -> int:
 
     rng = np.random.default_rng(0)
     bodies = [
-        orjson.dumps({"instances": rng.random((1, 28, 28, 1), dtype=np.float32)},
-                     option=orjson.OPT_SERIALIZE_NUMPY)
+        orjson.dumps(
+            {"instances": rng.random((1, 28, 28, 1), dtype=np.float32)},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
         for _ in range(16)
     ]
     url = f"http://127.0.0.1:{args.port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--model-base-path", str(args.model_dir),
-         "--port", str(args.port), "--batching-parameters-file", "serving/batching.config",
-         "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model-base-path",
+            str(args.model_dir),
+            "--port",
+            str(args.port),
+            "--batching-parameters-file",
+            "serving/batching.config",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     try:
         wait_until_ok(f"{url}/v1/models/mnist", server, timeout_s=120)
         headers = {"Content-Type": "application/json"}
         predict = f"{url}/v1/models/mnist:predict"
-        run_load(lambda i: (predict, {"data": bodies[i % 16], "headers": headers}), 8, 2.0)  # warm up
+        run_load(
+            lambda i: (predict, {"data": bodies[i % 16], "headers": headers}), 8, 2.0
+        )  # warm up
         rows = [
-            ("model server :predict", run_load(
-                lambda i: (predict, {"data": bodies[i % 16], "headers": headers}), c, args.seconds))
+            (
+                "model server :predict",
+                run_load(
+                    lambda i: (predict, {"data": bodies[i % 16], "headers": headers}),
+                    c,
+                    args.seconds,
+                ),
+            )
             for c in args.concurrency
         ]
     finally:
         stop([server])
-    print(table(f"\nLocal model server, {os.cpu_count()} cores shared with the load generator", rows))
+    print(
+        table(f"\nLocal model server, {os.cpu_count()} cores shared with the load generator", rows)
+    )
     return 0
 
 

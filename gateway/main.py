@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
@@ -17,7 +18,7 @@ from gateway.config import Settings, get_settings
 from gateway.errors import GatewayError, Overloaded
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import LimitsMiddleware, RequestContextMiddleware
-from gateway.routes import model, operations, predict
+from gateway.routes import model, operations, predict, ui
 from gateway.serving_client import TFServingClient
 
 logger = logging.getLogger(__name__)
@@ -109,8 +110,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    for router in (operations.router, predict.router, model.router):
+    for router in (operations.router, predict.router, model.router, ui.router):
         app.include_router(router)
+    app.mount("/ui", StaticFiles(directory=ui.STATIC_DIR, html=True), name="ui")
     _add_error_handlers(app, metrics)
     app.add_middleware(
         LimitsMiddleware,

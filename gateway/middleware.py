@@ -19,6 +19,17 @@ REQUEST_ID_HEADER = b"x-request-id"
 # Request ids travel into logs and upstream: accept only short, plain tokens.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 LIMITED_PREFIX = "/predict"
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+# The page loads nothing from elsewhere; /docs (Swagger UI from a CDN) is left without it.
+PAGE_POLICY = (
+    b"content-security-policy",
+    b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    b"connect-src 'self'; frame-ancestors 'none'",
+)
 
 
 async def _send_json(
@@ -40,8 +51,8 @@ async def _send_json(
 
 
 class RequestContextMiddleware:
-    """Gives each request an id (X-Request-ID, sanitised, or a new one), then logs one
-    structured line and records count and latency by route template."""
+    """Gives each request an id (X-Request-ID, sanitised, or a new one) and security
+    headers, then logs one structured line and records count and latency by route."""
 
     def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
         self.app = app
@@ -54,6 +65,9 @@ class RequestContextMiddleware:
         offered = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
         request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        extra_headers = [*SECURITY_HEADERS, (REQUEST_ID_HEADER, request_id.encode())]
+        if scope["path"].startswith("/ui"):
+            extra_headers.append(PAGE_POLICY)
         started = time.perf_counter()
         status = 500
 
@@ -61,10 +75,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER, request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
         try:

@@ -36,8 +36,10 @@ def _decode_jpeg_scaled(image_bytes: tf.Tensor) -> tf.Tensor:
     # scale, the largest that keeps both sides at least WORK_SIZE, straight to luma.
     shape = tf.io.extract_jpeg_shape(image_bytes)
     scale = tf.minimum(shape[0] // WORK_SIZE, shape[1] // WORK_SIZE)
-    index = tf.cast(scale >= 2, tf.int32) + tf.cast(scale >= 4, tf.int32) + tf.cast(
-        scale >= 8, tf.int32
+    index = (
+        tf.cast(scale >= 2, tf.int32)
+        + tf.cast(scale >= 4, tf.int32)
+        + tf.cast(scale >= 8, tf.int32)
     )
     decoded = tf.switch_case(
         index,

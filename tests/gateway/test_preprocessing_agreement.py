@@ -21,10 +21,34 @@ def uploads() -> list[object]:
 
     return [
         pytest.param(encode(draw_digit(3, size=28)), id="mnist-like-28"),
-        pytest.param(encode(draw_digit(5, size=280, height_fraction=0.5, centre=(0.3, 0.6), stroke=8, dark_on_light=True)), id="canvas-280"),
-        pytest.param(encode(draw_digit(7, size=600, height_fraction=0.3, stroke=9, dark_on_light=True).convert("RGB"), "JPEG", quality=90), id="photo-jpeg-600"),
+        pytest.param(
+            encode(
+                draw_digit(
+                    5,
+                    size=280,
+                    height_fraction=0.5,
+                    centre=(0.3, 0.6),
+                    stroke=8,
+                    dark_on_light=True,
+                )
+            ),
+            id="canvas-280",
+        ),
+        pytest.param(
+            encode(
+                draw_digit(7, size=600, height_fraction=0.3, stroke=9, dark_on_light=True).convert(
+                    "RGB"
+                ),
+                "JPEG",
+                quality=90,
+            ),
+            id="photo-jpeg-600",
+        ),
         pytest.param(encode(Image.fromarray(rgba, "RGBA")), id="transparent-canvas"),
-        pytest.param(encode(draw_digit(1, size=90, height_fraction=0.8, stroke=2, dark_on_light=True)), id="thin-one"),
+        pytest.param(
+            encode(draw_digit(1, size=90, height_fraction=0.8, stroke=2, dark_on_light=True)),
+            id="thin-one",
+        ),
     ]
 
 

@@ -1,0 +1,216 @@
+"""End-to-end throughput and latency, side by side in one run on this machine:
+
+  (a) the local model server driven directly with already-normalised tensors (the ceiling);
+  (b) gateway -> local model server with realistic uploads (the product);
+  (c) the naive baseline (bench/naive_baseline.py) with the same uploads;
+  and /predict/batch of 32 images against 32 single requests.
+
+    python bench/end_to_end.py --model-dir models/mnist [--seconds 6] [--repeats 3]
+
+Uploads rotate between 280x280 PNG canvas drawings and 640x480 JPEG photos of dark ink on
+light paper, made in code. Each cell is the median of --repeats runs of --seconds each. The
+load generator shares the machine's cores with the servers. Writes docs/benchmarks.md.
+"""
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.loadgen import LoadResult, run_load  # noqa: E402
+from scripts.local_stack import ROOT, stop, wait_until_ok  # noqa: E402
+
+CONCURRENCY = (1, 8, 32, 64)
+
+
+def uploads() -> list[tuple[str, bytes, str]]:
+    rng = np.random.default_rng(0)
+    files = []
+    for index in range(16):
+        digit_stroke = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]
+        if index % 2 == 0:
+            image = Image.new("L", (280, 280), 255)
+            points = [(x * 280, y * 280) for x, y in digit_stroke]
+            ImageDraw.Draw(image).line(points, fill=0, width=16, joint="curve")
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            files.append((f"canvas{index}.png", buffer.getvalue(), "image/png"))
+        else:
+            paper = np.clip(rng.normal(205, 6, (480, 640)), 0, 255).astype(np.uint8)
+            image = Image.fromarray(paper)
+            points = [(160 + x * 320, 60 + y * 360) for x, y in digit_stroke]
+            ImageDraw.Draw(image).line(points, fill=40, width=22, joint="curve")
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=85)
+            files.append((f"photo{index}.jpg", buffer.getvalue(), "image/jpeg"))
+    return files
+
+
+def multipart(file: tuple[str, bytes, str], field: str = "file") -> dict[str, object]:
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field(field, file[1], filename=file[0], content_type=file[2])
+    return {"data": form}
+
+
+def median_result(results: list[LoadResult]) -> LoadResult:
+    results = sorted(results, key=lambda r: r.rate)
+    return results[len(results) // 2]
+
+
+def start(command: list[str], env: dict[str, str], health: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until_ok(health, process, timeout_s=180)
+    return process
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks-end-to-end.md")
+    args = parser.parse_args()
+    version = max(int(p.name) for p in args.model_dir.iterdir() if p.name.isdigit())
+    files = uploads()
+    rng = np.random.default_rng(1)
+    tensors = [
+        orjson.dumps(
+            {"instances": rng.random((1, 28, 28, 1), dtype=np.float32)},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+        )
+        for _ in range(16)
+    ]
+    json_headers = {"Content-Type": "application/json"}
+
+    processes = []
+    table: dict[str, dict[int, LoadResult]] = {}
+    try:
+        serving = start(
+            [
+                sys.executable,
+                "-m",
+                "serving",
+                "--model-base-path",
+                str(args.model_dir),
+                "--port",
+                "18701",
+                "--batching-parameters-file",
+                "serving/batching.config",
+                "--log-level",
+                "warning",
+            ],
+            {},
+            "http://127.0.0.1:18701/v1/models/mnist",
+        )
+        processes.append(serving)
+        gateway = start(
+            [sys.executable, "-m", "gateway", "--port", "18702", "--log-level", "warning"],
+            {"GATEWAY_TF_SERVING_URL": "http://127.0.0.1:18701"},
+            "http://127.0.0.1:18702/readyz",
+        )
+        processes.append(gateway)
+        naive = start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.naive_baseline:app",
+                "--port",
+                "18703",
+                "--log-level",
+                "warning",
+            ],
+            {"MODEL_PATH": str(args.model_dir / str(version))},
+            "http://127.0.0.1:18703/docs",
+        )
+        processes.append(naive)
+
+        targets = {
+            "(a) model server, tensors": lambda i: (
+                "http://127.0.0.1:18701/v1/models/mnist:predict",
+                {"data": tensors[i % 16], "headers": json_headers},
+            ),
+            "(b) gateway -> model server": lambda i: (
+                "http://127.0.0.1:18702/predict",
+                multipart(files[i % 16]),
+            ),
+            "(c) naive Keras FastAPI": lambda i: (
+                "http://127.0.0.1:18703/predict",
+                multipart(files[i % 16]),
+            ),
+        }
+        for name, make in targets.items():
+            run_load(make, 8, 1.5)  # warm up
+            table[name] = {}
+            for concurrency in CONCURRENCY:
+                runs = [run_load(make, concurrency, args.seconds) for _ in range(args.repeats)]
+                table[name][concurrency] = median_result(runs)
+                print(name, concurrency, f"{table[name][concurrency].rate:.0f} req/s", flush=True)
+
+        def batch_request(i: int) -> tuple[str, dict[str, object]]:
+            import aiohttp
+
+            form = aiohttp.FormData()
+            for k in range(32):
+                name, data, kind = files[(i + k) % 16]
+                form.add_field("files", data, filename=name, content_type=kind)
+            return ("http://127.0.0.1:18702/predict/batch", {"data": form})
+
+        batch_runs = [run_load(batch_request, 4, args.seconds) for _ in range(args.repeats)]
+        batch = median_result(batch_runs)
+    finally:
+        stop(processes)
+
+    cores = os.cpu_count()
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {cores} cores shared by the load generator and "
+        f"all servers; medians of {args.repeats} runs of {args.seconds:.0f} s per cell.",
+        "",
+        "| target | concurrency | requests/s | p50 ms | p95 ms | p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, by_concurrency in table.items():
+        for concurrency, r in by_concurrency.items():
+            lines.append(
+                f"| {name} | {concurrency} | {r.rate:.0f} | {r.p50:.2f} | "
+                f"{r.percentile(95):.2f} | {r.percentile(99):.2f} | {r.errors} |"
+            )
+    b, a, c = (
+        table["(b) gateway -> model server"],
+        table["(a) model server, tensors"],
+        table["(c) naive Keras FastAPI"],
+    )
+    singles = b[32].rate
+    lines += [
+        "",
+        f"- gateway overhead at concurrency 1: {b[1].p50 - a[1].p50:+.2f} ms p50 over (a)",
+        f"- (b) / (c) at concurrency 32: {b[32].rate / c[32].rate:.1f}x",
+        f"- /predict/batch of 32 images at concurrency 4: {batch.rate * 32:.0f} images/s, "
+        f"{batch.rate * 32 / singles:.1f}x the images/s of single requests at concurrency 32 "
+        f"({singles:.0f}/s), {batch.errors} errors",
+    ]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    args.output.parent.mkdir(exist_ok=True)
+    args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

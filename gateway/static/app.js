@@ -1,0 +1,126 @@
+// Draw-a-digit page: draws on a canvas, posts it (or an uploaded file) to /predict and
+// shows the answer, all ten probabilities and the 28x28 image the model saw.
+"use strict";
+
+const pad = document.getElementById("pad");
+const ctx = pad.getContext("2d");
+const $ = (id) => document.getElementById(id);
+let drawing = false;
+let hasInk = false;
+
+function clearPad() {
+  ctx.clearRect(0, 0, pad.width, pad.height);
+  hasInk = false;
+}
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * (pad.width / box.width),
+          (event.clientY - box.top) * (pad.height / box.height)];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  drawing = true;
+  pad.setPointerCapture(event.pointerId);
+  const [x, y] = point(event);
+  ctx.lineWidth = 18;             // a marker, like the strokes MNIST digits have
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.strokeStyle = "#000";
+  ctx.beginPath();
+  ctx.moveTo(x, y);
+  ctx.lineTo(x + 0.1, y + 0.1);
+  ctx.stroke();
+  hasInk = true;
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  const [x, y] = point(event);
+  ctx.lineTo(x, y);
+  ctx.stroke();
+});
+for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
+  pad.addEventListener(type, () => { drawing = false; });
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+}
+
+function showAnswer(body) {
+  $("error").hidden = true;
+  $("answer").hidden = false;
+  $("digit").textContent = body.predicted_digit;
+  $("confidence").textContent = (body.confidence * 100).toFixed(1) + "%";
+  $("version").textContent = body.model_version;
+  $("seen").src = body.normalized_image;
+  const bars = $("bars");
+  bars.replaceChildren(...body.probabilities.map((p, digit) => {
+    const percent = (p * 100).toFixed(1) + "%";
+    const item = document.createElement("li");
+    item.className = digit === body.predicted_digit ? "top" : "";
+    item.setAttribute("aria-label", `digit ${digit}: ${percent}`);
+    const label = document.createElement("span");
+    label.textContent = digit;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = percent;
+    const value = document.createElement("span");
+    value.textContent = percent;
+    item.append(label, bar, value);
+    return item;
+  }));
+}
+
+async function classify(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  const headers = {};
+  const key = $("api-key").value.trim();
+  if (key) headers["X-API-Key"] = key;
+  let response;
+  try {
+    response = await fetch("../predict?include_image=true", { method: "POST", body: form, headers });
+  } catch (error) {
+    showError("The service cannot be reached. Check your connection and try again.");
+    return;
+  }
+  let body = {};
+  try { body = await response.json(); } catch (error) { /* not JSON: use the status below */ }
+  if (response.ok) {
+    showAnswer(body);
+  } else {
+    if (response.status === 401) $("key-row").hidden = false;
+    showError(body.detail || `The service answered ${response.status}. Try again shortly.`);
+  }
+}
+
+$("predict").addEventListener("click", () => {
+  if (!hasInk) { showError("Draw a digit first."); return; }
+  pad.toBlob((blob) => classify(blob, "drawing.png"), "image/png");
+});
+$("clear").addEventListener("click", () => {
+  clearPad();
+  $("answer").hidden = true;
+  $("error").hidden = true;
+  $("bars").replaceChildren();
+});
+$("file").addEventListener("change", () => {
+  const file = $("file").files[0];
+  if (file) classify(file, file.name);
+});
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  const file = event.dataTransfer.files[0];
+  if (file) classify(file, file.name);
+});
+
+fetch("settings").then((r) => r.json()).then((settings) => {
+  if (settings.api_key_required) $("key-row").hidden = false;
+}).catch(() => {});
+clearPad();

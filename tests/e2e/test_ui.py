@@ -1,0 +1,93 @@
+"""The draw-a-digit page in a real headless Chromium, against the gateway and model server."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.digit_images import draw_digit, encode
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.e2e
+playwright = pytest.importorskip("playwright.sync_api")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (the CI script installs Debian's chromium)")
+    with playwright.sync_playwright() as driver:
+        # The flags keep Chromium from reaching out to the network on its own.
+        chromium = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+def draw_seven(page: object) -> None:
+    box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+    left, top, size = box["x"], box["y"], box["width"]
+    mouse = page.mouse  # type: ignore[attr-defined]
+    strokes = [[(0.25, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.45, 0.85)]]
+    for stroke in strokes:
+        mouse.move(left + stroke[0][0] * size, top + stroke[0][1] * size)
+        mouse.down()
+        mouse.move(left + stroke[1][0] * size, top + stroke[1][1] * size, steps=12)
+        mouse.up()
+
+
+def test_ui_draw_predict_upload_and_errors(stack: Stack, browser: object, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 900, "height": 800})  # type: ignore[attr-defined]
+    page.goto(f"{stack.gateway.url}/ui/")
+    assert page.locator("#key-row").is_hidden()  # this gateway needs no API key
+
+    page.click("#predict")
+    assert page.locator("#error").inner_text() == "Draw a digit first."
+
+    draw_seven(page)
+    page.click("#predict")
+    page.wait_for_selector("#answer:not([hidden])")
+    assert page.locator("#digit").inner_text() in [str(d) for d in range(10)]
+    assert page.locator("#bars li").count() == 10
+    assert page.locator("#version").inner_text() == "1"
+    assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-drawn-digit.png"), full_page=True)
+
+    upload = tmp_path / "four.png"
+    upload.write_bytes(encode(draw_digit(4, size=200, stroke=6, dark_on_light=True)))
+    page.set_input_files("#file", str(upload))
+    page.wait_for_function("document.querySelector('#seen').src.length > 0")
+    assert page.locator("#error").is_hidden()
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    page.set_input_files("#file", str(text))
+    page.wait_for_selector("#error:not([hidden])")
+    assert "not a readable image" in page.locator("#error").inner_text()
+
+    page.click("#clear")
+    assert page.locator("#answer").is_hidden()
+
+
+def test_ui_fits_a_phone_screen(stack: Stack, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 375, "height": 700}, has_touch=True)  # type: ignore[attr-defined]
+    page.goto(f"{stack.gateway.url}/ui/")
+
+    canvas = page.locator("#pad").bounding_box()
+    assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 375
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.screenshot(path=str(ARTIFACTS / "ui-phone.png"))
