@@ -430,3 +430,57 @@ def test_openapi_documents_predict_and_errors(client: TestClient) -> None:
     predict = schema["paths"]["/predict"]["post"]
     assert {"200", "400", "413", "415", "422", "502", "503", "504"} <= set(predict["responses"])
     assert client.get("/docs").status_code == 200
+
+
+def test_security_headers_on_every_response_and_csp_on_the_page(client: TestClient) -> None:
+    api = client.get("/healthz")
+    page = client.get("/ui/")
+
+    for response in (api, page):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert page.status_code == 200 and "<canvas" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "content-security-policy" not in api.headers
+
+
+def test_ui_settings_tell_the_page_about_api_keys(make_client: Callable[..., TestClient]) -> None:
+    assert make_client().get("/ui/settings").json()["api_key_required"] is False
+    assert make_client(api_keys=["k"]).get("/ui/settings").json()["api_key_required"] is True
+
+
+def test_overload_answers_503_with_retry_after(
+    make_client: Callable[..., TestClient], fake_tf_serving: FakeTFServing
+) -> None:
+    import asyncio
+    import threading
+
+    client = make_client(max_in_flight=1)
+    release = threading.Event()
+    original = fake_tf_serving.predictions
+
+    async def slow(request: httpx.Request, version: int) -> httpx.Response:
+        while not release.is_set():  # hold the first prediction in flight
+            await asyncio.sleep(0.01)
+        return original(request, version)
+
+    fake_tf_serving.predictions = slow  # type: ignore[method-assign]
+    first: list[int] = []
+    worker = threading.Thread(
+        target=lambda: first.append(client.post("/predict", files=upload()).status_code)
+    )
+    worker.start()
+    try:
+        for _ in range(100):
+            if fake_tf_serving.predict_requests:
+                break
+            threading.Event().wait(0.02)
+        second = client.post("/predict", files=upload())
+    finally:
+        release.set()
+        worker.join()
+
+    assert second.status_code == 503
+    assert second.headers["retry-after"] == "1"
+    assert first == [200]

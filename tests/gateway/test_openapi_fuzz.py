@@ -1,0 +1,34 @@
+"""Schemathesis fuzzes every documented operation: no 5xx, and every response matches
+the documented schema (status codes, content types, headers, bodies).
+
+Schema-valid requests may still be refused (random bytes are not an image of a digit), so
+the "positive data acceptance" check is the one check left out."""
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from gateway.config import Settings
+from gateway.main import create_app
+from tests.gateway.conftest import FakeTFServing
+
+app = create_app(
+    Settings(tf_serving_url="http://tf-serving:8501", version_cache_s=0),
+    transport=httpx.MockTransport(FakeTFServing()),
+)
+schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fuzz_openapi_no_server_errors_and_schema_conformance(case: schemathesis.Case) -> None:
+    response = case.call()
+
+    assert response.status_code < 500, response.text
+    case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/model"])
+def test_fuzz_smoke_paths_exist(path: str) -> None:
+    assert path in schema.raw_schema["paths"]
