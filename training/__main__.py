@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from contract import NUM_CLASSES
 from training.recipes import ARCHITECTURES, RECIPES
 from training.versions import existing_versions
 
@@ -83,17 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or recipe.epochs
     x_train = (data.x_train.astype("float32") / 255.0)[..., None]
     x_test = (data.x_test.astype("float32") / 255.0)[..., None]
+    y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
+    y_test = keras.utils.to_categorical(data.y_test, NUM_CLASSES)
     steps_per_epoch = -(-len(x_train) // recipe.batch_size)
     model = build_model(args.arch, steps_per_epoch, epochs)
 
     started = time.monotonic()
     history = model.fit(
         x_train,
-        data.y_train,
+        y_train,
         batch_size=recipe.batch_size,
         epochs=epochs,
         # The test split is watched for the curves only; nothing is selected on it.
-        validation_data=(x_test, data.y_test),
+        validation_data=(x_test, y_test),
         verbose=1 if sys.stdout.isatty() else 2,
     )
     duration = time.monotonic() - started

@@ -4,24 +4,42 @@ import keras
 from keras import layers
 
 from contract import INPUT_SHAPE, NUM_CLASSES
-from training.recipes import RECIPES
+from training.recipes import RECIPES, Recipe
 
 
 def build_model(arch: str, steps_per_epoch: int, epochs: int) -> keras.Model:
-    """Build and compile `arch`; the learning rate decays over `epochs` full epochs."""
+    """Build and compile `arch` for `epochs` epochs of `steps_per_epoch` steps.
+
+    Labels are one-hot (label smoothing needs them; without it the loss is plain
+    cross-entropy).
+    """
     recipe = RECIPES[arch]
-    model = _build_seed() if arch == "seed" else _build_default(recipe.augment)
-    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = recipe.learning_rate
-    if arch != "seed":
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            recipe.learning_rate, decay_steps=max(1, steps_per_epoch * epochs), alpha=0.01
-        )
+    model = _build_seed() if arch == "seed" else _build_default(recipe.augment, recipe.dropout)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(
+            _learning_rate(recipe, steps_per_epoch, epochs),
+            use_ema=recipe.weight_averaging,
+            ema_momentum=0.99,
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
     return model
+
+
+def _learning_rate(
+    recipe: Recipe, steps_per_epoch: int, epochs: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    if not recipe.cosine_decay:
+        return recipe.learning_rate
+    warmup = min(recipe.warmup_epochs, epochs - 1) * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        recipe.learning_rate / 40 if warmup else recipe.learning_rate,
+        decay_steps=max(1, steps_per_epoch * epochs - warmup),
+        alpha=0.0,
+        warmup_target=recipe.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
 
 
 def _build_seed() -> keras.Model:
@@ -49,7 +67,7 @@ def _conv_block(filters: int, kernel: int) -> list[layers.Layer]:
     ]
 
 
-def _build_default(augment: bool) -> keras.Model:
+def _build_default(augment: bool, dropout: float) -> keras.Model:
     augmentation: list[layers.Layer] = []
     if augment:
         # Small shifts, rotations and zooms: the variation real handwriting has and
@@ -70,11 +88,11 @@ def _build_default(augment: bool) -> keras.Model:
             *_conv_block(128, 3),
             layers.MaxPooling2D(),
             layers.Flatten(),
-            layers.Dropout(0.4),
+            layers.Dropout(dropout),
             layers.Dense(128, use_bias=False),
             layers.BatchNormalization(),
             layers.ReLU(),
-            layers.Dropout(0.3),
+            layers.Dropout(dropout),
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="default",
