@@ -1,9 +1,9 @@
 """Train the default model on the real MNIST and print test accuracy and wall time.
 
-    python bench/train_default.py --data ../shared/data/mnist.npz [--arch default] [--runs 1]
+    python bench/train_default.py --data mnist.npz [--arch default] [--runs 1] [--keep models/mnist]
 
 Each run is a fresh `python -m training` process (TensorFlow import, data load, training,
-evaluation and export all counted), publishing into a temporary folder.
+evaluation and export all counted), publishing into a temporary folder, or into --keep.
 """
 
 import argparse
@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from training.versions import next_version  # noqa: E402
 
 
 def main() -> int:
@@ -25,11 +27,14 @@ def main() -> int:
     parser.add_argument("--arch", default="default")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", type=Path, help="publish here and keep the model")
     args = parser.parse_args()
 
     rows = []
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory() as models:
+        with tempfile.TemporaryDirectory() as scratch:
+            models = str(args.keep) if args.keep else scratch
+            version = Path(models) / str(next_version(Path(models)))
             started = time.monotonic()
             subprocess.run(
                 [
@@ -52,7 +57,7 @@ def main() -> int:
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
             )
             wall = time.monotonic() - started
-            card = json.loads((Path(models) / "1/assets.extra/model_card.json").read_text())
+            card = json.loads((version / "assets.extra/model_card.json").read_text())
         rows.append((args.seed + run, card["test_accuracy"], card["training_duration_s"], wall))
 
     print(f"\nTraining benchmark: arch={args.arch}, {os.cpu_count()} cores")

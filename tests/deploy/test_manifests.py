@@ -149,13 +149,18 @@ def test_k8s_models_claim_is_read_only_for_readers() -> None:
 
 
 def test_k8s_network_policy_admits_only_gateway_and_internal_callers() -> None:
-    (policy,) = of_kind("NetworkPolicy")
+    policy = named("NetworkPolicy", "tf-serving-ingress")
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "tf-serving"}
     sources = [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]]
     assert sources == [
         {"app.kubernetes.io/name": "gateway"},
         {"mnist.internal/tf-serving-client": "true"},
     ]
+    # Every other pod has a policy too: the gateway takes HTTP only, training nothing.
+    assert named("NetworkPolicy", "gateway-ingress")["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}]}
+    ]
+    assert "ingress" not in named("NetworkPolicy", "training-no-ingress")["spec"]
 
 
 def test_k8s_cors_lists_origins_never_wildcard() -> None:
