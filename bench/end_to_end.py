@@ -15,7 +15,6 @@ load generator shares the machine's cores with the servers. Writes docs/benchmar
 import argparse
 import io
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,8 +24,10 @@ import orjson
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from services import ROOT, gateway_command, model_server_command, start, stop  # noqa: E402
+
 from bench.loadgen import LoadResult, run_load  # noqa: E402
-from scripts.local_stack import ROOT, stop, wait_until_ok  # noqa: E402
 
 CONCURRENCY = (1, 8, 32, 64)
 
@@ -67,18 +68,6 @@ def median_result(results: list[LoadResult]) -> LoadResult:
     return results[len(results) // 2]
 
 
-def start(command: list[str], env: dict[str, str], health: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until_ok(health, process, timeout_s=180)
-    return process
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, required=True)
@@ -101,45 +90,40 @@ def main() -> int:
     processes = []
     table: dict[str, dict[int, LoadResult]] = {}
     try:
-        serving = start(
-            [
-                sys.executable,
-                "-m",
-                "serving",
-                "--model-base-path",
-                str(args.model_dir),
-                "--port",
-                "18701",
-                "--batching-parameters-file",
-                "serving/batching.config",
-                "--log-level",
-                "warning",
-            ],
-            {},
-            "http://127.0.0.1:18701/v1/models/mnist",
+        quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        processes.append(
+            start(
+                model_server_command(args.model_dir, 18701, "--log-level", "warning"),
+                "http://127.0.0.1:18701/v1/models/mnist",
+                quiet,
+                quiet=True,
+            )
         )
-        processes.append(serving)
-        gateway = start(
-            [sys.executable, "-m", "gateway", "--port", "18702", "--log-level", "warning"],
-            {"GATEWAY_TF_SERVING_URL": "http://127.0.0.1:18701"},
-            "http://127.0.0.1:18702/readyz",
+        processes.append(
+            start(
+                gateway_command(18702, "--log-level", "warning"),
+                "http://127.0.0.1:18702/readyz",
+                {"GATEWAY_TF_SERVING_URL": "http://127.0.0.1:18701"},
+                quiet=True,
+            )
         )
-        processes.append(gateway)
-        naive = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.naive_baseline:app",
-                "--port",
-                "18703",
-                "--log-level",
-                "warning",
-            ],
-            {"MODEL_PATH": str(args.model_dir / str(version))},
-            "http://127.0.0.1:18703/docs",
+        processes.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.naive_baseline:app",
+                    "--port",
+                    "18703",
+                    "--log-level",
+                    "warning",
+                ],
+                "http://127.0.0.1:18703/docs",
+                {**quiet, "MODEL_PATH": str(args.model_dir / str(version))},
+                quiet=True,
+            )
         )
-        processes.append(naive)
 
         targets = {
             "(a) model server, tensors": lambda i: (

@@ -8,7 +8,6 @@ generator runs on the same machine and shares its cores.
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,8 +15,10 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from services import model_server_command, start, stop  # noqa: E402
+
 from bench.loadgen import run_load, table  # noqa: E402
-from scripts.local_stack import ROOT, stop, wait_until_ok  # noqa: E402
 
 
 def main() -> int:
@@ -37,25 +38,12 @@ def main() -> int:
         for _ in range(16)
     ]
     url = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "serving",
-            "--model-base-path",
-            str(args.model_dir),
-            "--port",
-            str(args.port),
-            "--batching-parameters-file",
-            "serving/batching.config",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    server = start(
+        model_server_command(args.model_dir, args.port, "--log-level", "warning"),
+        f"{url}/v1/models/mnist",
+        {"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     try:
-        wait_until_ok(f"{url}/v1/models/mnist", server, timeout_s=120)
         headers = {"Content-Type": "application/json"}
         predict = f"{url}/v1/models/mnist:predict"
         run_load(

@@ -12,7 +12,6 @@ image uploads to /predict/batch and compares the answers with the labels:
 
 import argparse
 import io
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_stack import ROOT, stop, wait_until_ok  # noqa: E402
+from services import gateway_command, model_server_command, start, stop  # noqa: E402
 
 BATCH = 50
 
@@ -73,45 +72,27 @@ def main() -> int:
     serving_url = f"http://127.0.0.1:{args.serving_port}"
     gateway_url = f"http://127.0.0.1:{args.gateway_port}"
     env = {
-        **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "GATEWAY_TF_SERVING_URL": serving_url,
         "GATEWAY_MAX_BATCH": str(BATCH),
     }
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        serving = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving",
-                "--model-base-path",
-                str(args.model_dir),
-                "--port",
-                str(args.serving_port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
+        processes.append(
+            start(
+                model_server_command(args.model_dir, args.serving_port, "--log-level", "warning"),
+                f"{serving_url}/v1/models/mnist",
+                env,
+            )
         )
-        processes.append(serving)
-        wait_until_ok(f"{serving_url}/v1/models/mnist", serving, timeout_s=180)
-        gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "--port",
-                str(args.gateway_port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
+        processes.append(
+            start(
+                gateway_command(args.gateway_port, "--log-level", "warning"),
+                f"{gateway_url}/readyz",
+                env,
+                timeout_s=60,
+            )
         )
-        processes.append(gateway)
-        wait_until_ok(f"{gateway_url}/readyz", gateway, timeout_s=60)
 
         results = {
             "mnist png": accuracy(gateway_url, [as_png(d) for d in images], labels),

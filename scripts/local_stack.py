@@ -12,13 +12,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from services import ROOT, gateway_command, model_server_command, start, stop  # noqa: E402
 
 
 def sample_digit(path: Path) -> None:
@@ -31,30 +30,8 @@ def sample_digit(path: Path) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"error: {process.args[2]} exited with code {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"error: {url} did not answer 200 within {timeout_s:.0f} s")
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -64,51 +41,36 @@ def main() -> int:
     parser.add_argument("--serving-port", type=int, default=8501)
     parser.add_argument("--gateway-port", type=int, default=8000)
     args = parser.parse_args()
-    python = sys.executable
 
     print("==> Making sure a model exists (trains one the first time, a few minutes)", flush=True)
-    train = [python, "-m", "training", "--if-missing", "--model-dir", str(args.model_dir)]
+    train = [sys.executable, "-m", "training", "--if-missing", "--model-dir", str(args.model_dir)]
     if args.data:
         train += ["--data", args.data]
     if subprocess.run(train, cwd=ROOT).returncode != 0:
         return 1
 
     processes: list[subprocess.Popen[bytes]] = []
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # Ctrl-C and `kill` both stop everything this script started.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         print(f"==> Starting the model server on :{args.serving_port}", flush=True)
-        serving = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "serving",
-                "--model-base-path",
-                str(args.model_dir),
-                "--port",
-                str(args.serving_port),
-                "--batching-parameters-file",
-                "serving/batching.config",
-                "--monitoring-config-file",
-                "serving/monitoring.config",
-            ],
-            cwd=ROOT,
-        )
-        processes.append(serving)
         serving_url = f"http://127.0.0.1:{args.serving_port}"
-        wait_until_ok(f"{serving_url}/v1/models/mnist", serving, timeout_s=180)
-
+        processes.append(
+            start(
+                model_server_command(args.model_dir, args.serving_port),
+                f"{serving_url}/v1/models/mnist",
+            )
+        )
         print(f"==> Starting the gateway on :{args.gateway_port}", flush=True)
+        gateway_url = f"http://127.0.0.1:{args.gateway_port}"
         env = {
-            **os.environ,
             "GATEWAY_TF_SERVING_URL": serving_url,
             "GATEWAY_MODEL_BASE_PATH": str(args.model_dir),
         }
-        gateway = subprocess.Popen(
-            [python, "-m", "gateway", "--port", str(args.gateway_port)], cwd=ROOT, env=env
+        processes.append(
+            start(gateway_command(args.gateway_port), f"{gateway_url}/readyz", env, timeout_s=60)
         )
-        processes.append(gateway)
-        gateway_url = f"http://127.0.0.1:{args.gateway_port}"
-        wait_until_ok(f"{gateway_url}/readyz", gateway, timeout_s=60)
 
         sample = args.model_dir.parent / "sample-digit.png"
         sample_digit(sample)

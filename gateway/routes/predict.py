@@ -51,26 +51,32 @@ IncludeImage = Annotated[
 ]
 
 
+Pin = tuple[int | None, str | None]  # (version, label) a request is sent to
+
+
 def resolve_pin(
-    settings: Settings,
-    version: int | None,
-    label: str | None,
-    header_version: str | None,
-    header_label: str | None,
-) -> tuple[int | None, str | None]:
+    settings: SettingsDep,
+    version: VersionQuery = None,
+    label: LabelQuery = None,
+    x_model_version: VersionHeader = None,
+    x_model_label: LabelHeader = None,
+) -> Pin:
     """A request's pin: query, then header, then the gateway's configured pin."""
-    if version is None and header_version is not None:
-        if not header_version.isdigit() or int(header_version) < 1:
+    if version is None and x_model_version is not None:
+        if not x_model_version.isdigit() or int(x_model_version) < 1:
             raise BadRequestParameters(
-                f"X-Model-Version must be a positive integer, not {header_version!r}."
+                f"X-Model-Version must be a positive integer, not {x_model_version!r}."
             )
-        version = int(header_version)
-    label = label or header_label
+        version = int(x_model_version)
+    label = label or x_model_label
     if version is not None and label:
         raise BadRequestParameters("Pin a model version or a label, not both.")
     if version is None and not label:
         return settings.model_version, settings.model_label
     return version, label
+
+
+PinDep = Annotated[Pin, Depends(resolve_pin)]
 
 
 async def normalised_upload(
@@ -113,7 +119,7 @@ async def classify(
     images: np.ndarray,
     client: ServingClientDep,
     metrics: GatewayMetrics,
-    pin: tuple[int | None, str | None],
+    pin: Pin,
     request_id: str,
 ) -> PredictResult:
     started = time.perf_counter()
@@ -136,14 +142,10 @@ async def predict(
     client: ServingClientDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
-    version: VersionQuery = None,
-    label: LabelQuery = None,
-    x_model_version: VersionHeader = None,
-    x_model_label: LabelHeader = None,
+    pin: PinDep,
     include_image: IncludeImage = False,
 ) -> PredictResponse:
     """Classify one handwritten digit."""
-    pin = resolve_pin(settings, version, label, x_model_version, x_model_label)
     image = await normalised_upload(file, settings, metrics)
     result = await classify(image[None], client, metrics, pin, request_id)
     return PredictResponse(
@@ -162,10 +164,7 @@ async def predict_batch(
     client: ServingClientDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
-    version: VersionQuery = None,
-    label: LabelQuery = None,
-    x_model_version: VersionHeader = None,
-    x_model_label: LabelHeader = None,
+    pin: PinDep,
     include_image: IncludeImage = False,
 ) -> BatchPredictResponse:
     """Classify several digits in one call to the model server."""
@@ -174,7 +173,6 @@ async def predict_batch(
             f"{len(files)} files is more than the {settings.max_batch} allowed per batch; "
             "split the batch."
         )
-    pin = resolve_pin(settings, version, label, x_model_version, x_model_label)
     images = []
     for index, upload in enumerate(files):
         try:

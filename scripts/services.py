@@ -1,0 +1,82 @@
+"""Starting and stopping the stack's processes on this machine: shared by the local stack,
+the accuracy check and the benchmarks."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def model_server_command(model_dir: Path, port: int, *extra: str) -> list[str]:
+    """The local model server with the TF Serving configuration compose and k8s use."""
+    return [
+        sys.executable,
+        "-m",
+        "serving",
+        "--model-base-path",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--batching-parameters-file",
+        "serving/batching.config",
+        "--monitoring-config-file",
+        "serving/monitoring.config",
+        *extra,
+    ]
+
+
+def gateway_command(port: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", "--port", str(port), *extra]
+
+
+def wait_until_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"error: {process.args[2]} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"error: {url} did not answer 200 within {timeout_s:.0f} s")
+
+
+def start(
+    command: list[str],
+    health_url: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 180,
+    quiet: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start `command` in the project folder and wait until `health_url` answers 200."""
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=output, stderr=output
+    )
+    try:
+        wait_until_ok(health_url, process, timeout_s)
+    except BaseException:
+        stop([process])
+        raise
+    return process
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (in-flight requests finish), then kill whatever is still there after 15 s."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
