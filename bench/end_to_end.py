@@ -193,7 +193,40 @@ def main() -> int:
     print("\n" + text)
     args.output.parent.mkdir(exist_ok=True)
     args.output.write_text(text)
+    plot(table, args.output.with_suffix(".png"))
     return 0
+
+
+def plot(table: dict[str, dict[int, LoadResult]], path: Path) -> None:
+    """Throughput and p99 latency against concurrency, one line per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (rate_axes, latency_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, by_concurrency in table.items():
+        levels = list(by_concurrency)
+        rate_axes.plot(levels, [r.rate for r in by_concurrency.values()], marker="o", label=name)
+        latency_axes.plot(
+            levels, [r.percentile(99) for r in by_concurrency.values()], marker="o", label=name
+        )
+    rate_axes.set(
+        xscale="log", yscale="log", xlabel="concurrency", ylabel="requests/s", title="Throughput"
+    )
+    latency_axes.set(
+        xscale="log",
+        yscale="log",
+        xlabel="concurrency",
+        ylabel="p99 latency (ms)",
+        title="Tail latency",
+    )
+    for axes in (rate_axes, latency_axes):
+        axes.set_xticks(list(CONCURRENCY), [str(c) for c in CONCURRENCY])
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -117,15 +117,20 @@ class TFServingClient:
             if label is not None and "label" in exc.detail:
                 return []
             raise
-        assert isinstance(body, dict)
-        return [
-            VersionStatus(
-                int(entry.get("version", 0)),
-                str(entry.get("state", "UNKNOWN")),
-                str(entry.get("status", {}).get("error_message", "")),
-            )
-            for entry in body.get("model_version_status", [])
-        ]
+        try:
+            assert isinstance(body, dict)
+            return [
+                VersionStatus(
+                    int(entry["version"]),
+                    str(entry["state"]),
+                    str(entry.get("status", {}).get("error_message", "")),
+                )
+                for entry in body["model_version_status"]
+            ]
+        except (AssertionError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UpstreamError(
+                f"The model server's status answer does not have the expected shape ({exc!r})."
+            ) from exc
 
     async def serving_version(
         self, label: str | None = None, request_id: str | None = None, refresh: bool = False

@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from contract import INPUT_SHAPE, NUM_CLASSES
+from training.augment import RandomAffine
 from training.recipes import RECIPES, Recipe
 
 
@@ -68,24 +69,18 @@ def _conv_block(filters: int, kernel: int) -> list[layers.Layer]:
 
 
 def _build_default(augment: bool, dropout: float) -> keras.Model:
-    augmentation: list[layers.Layer] = []
-    if augment:
-        # Small shifts, rotations and zooms: the variation real handwriting has and
-        # the test set shares; active only while training.
-        augmentation = [
-            layers.RandomRotation(0.03, fill_mode="constant"),
-            layers.RandomZoom(0.1, fill_mode="constant"),
-            layers.RandomTranslation(0.08, 0.08, fill_mode="constant"),
-        ]
+    # Small shifts, rotations and zooms: the variation real handwriting has and the test
+    # set shares; active only while training.
+    augmentation: list[layers.Layer] = [RandomAffine()] if augment else []
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE, name="image"),
             *augmentation,
             *_conv_block(32, 5),
             layers.MaxPooling2D(),
-            *_conv_block(64, 3),
+            *_conv_block(48, 3),
             layers.MaxPooling2D(),
-            *_conv_block(128, 3),
+            *_conv_block(96, 3),
             layers.MaxPooling2D(),
             layers.Flatten(),
             layers.Dropout(dropout),

@@ -117,7 +117,9 @@ def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
         axes.plot(epochs, history[key], marker="o", label="train")
         if f"val_{key}" in history:
             axes.plot(epochs, history[f"val_{key}"], marker="o", label="test")
-        axes.set(xlabel="epoch", ylabel=key, title=key)
+        # The loss is the one optimised (with label smoothing), not the model card's.
+        title = "training objective" if key == "loss" else key
+        axes.set(xlabel="epoch", ylabel=key, title=title)
         axes.grid(alpha=0.3)
         axes.legend()
     return _figure_png(figure)

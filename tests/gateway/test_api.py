@@ -484,3 +484,16 @@ def test_overload_answers_503_with_retry_after(
     assert second.status_code == 503
     assert second.headers["retry-after"] == "1"
     assert first == [200]
+
+
+def test_readyz_malformed_status_answer_is_502(
+    client: TestClient, fake_tf_serving: FakeTFServing
+) -> None:
+    fake_tf_serving.failure = lambda request: httpx.Response(
+        200, json={"model_version_status": [{"v": 1}]}
+    )
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 502
+    assert "expected shape" in response.json()["detail"]
