@@ -2,6 +2,7 @@
 
 Starts the local model server and the gateway on a published model, sends test digits as
 image uploads to /predict/batch and compares the answers with the labels:
+  * "model alone": MNIST's tensors sent to the model server directly, for reference;
   * "mnist png": the digits as MNIST stores them (white on black, 28x28 PNG);
   * "paper jpeg": the same digits as a user would photograph them: dark ink on light
     paper, enlarged to 112x112, off centre on a 160x160 sheet, JPEG-compressed.
@@ -56,6 +57,21 @@ def accuracy(gateway: str, uploads: list[bytes], labels: np.ndarray) -> float:
     return correct / len(uploads)
 
 
+def accuracy_direct(serving: str, images: np.ndarray, labels: np.ndarray) -> float:
+    """The model alone on MNIST's own tensors: the ceiling the gateway is measured against."""
+    correct = 0
+    with httpx.Client(timeout=60) as client:
+        for start in range(0, len(images), BATCH):
+            batch = images[start : start + BATCH, :, :, None].astype(np.float32) / 255.0
+            response = client.post(
+                f"{serving}/v1/models/mnist:predict", json={"instances": batch.tolist()}
+            )
+            response.raise_for_status()
+            predicted = [p["digit"] for p in response.json()["predictions"]]
+            correct += int((np.asarray(predicted) == labels[start : start + BATCH]).sum())
+    return correct / len(images)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True)
@@ -95,6 +111,7 @@ def main() -> int:
         )
 
         results = {
+            "model alone": accuracy_direct(serving_url, images, labels),
             "mnist png": accuracy(gateway_url, [as_png(d) for d in images], labels),
             "paper jpeg": accuracy(
                 gateway_url, [as_paper_jpeg(d, i % 40) for i, d in enumerate(images)], labels
