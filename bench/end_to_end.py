@@ -13,46 +13,19 @@ load generator shares the machine's cores with the servers. Writes docs/benchmar
 """
 
 import argparse
-import io
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import orjson
-from PIL import Image, ImageDraw
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from services import ROOT, gateway_command, model_server_command, start, stop  # noqa: E402
 
+from bench.digits import normalised_bodies, uploads  # noqa: E402
 from bench.loadgen import LoadResult, run_load  # noqa: E402
 
 CONCURRENCY = (1, 8, 32, 64)
-
-
-def uploads() -> list[tuple[str, bytes, str]]:
-    rng = np.random.default_rng(0)
-    files = []
-    for index in range(16):
-        digit_stroke = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]
-        if index % 2 == 0:
-            image = Image.new("L", (280, 280), 255)
-            points = [(x * 280, y * 280) for x, y in digit_stroke]
-            ImageDraw.Draw(image).line(points, fill=0, width=16, joint="curve")
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            files.append((f"canvas{index}.png", buffer.getvalue(), "image/png"))
-        else:
-            paper = np.clip(rng.normal(205, 6, (480, 640)), 0, 255).astype(np.uint8)
-            image = Image.fromarray(paper)
-            points = [(160 + x * 320, 60 + y * 360) for x, y in digit_stroke]
-            ImageDraw.Draw(image).line(points, fill=40, width=22, joint="curve")
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=85)
-            files.append((f"photo{index}.jpg", buffer.getvalue(), "image/jpeg"))
-    return files
 
 
 def multipart(file: tuple[str, bytes, str], field: str = "file") -> dict[str, object]:
@@ -77,14 +50,7 @@ def main() -> int:
     args = parser.parse_args()
     version = max(int(p.name) for p in args.model_dir.iterdir() if p.name.isdigit())
     files = uploads()
-    rng = np.random.default_rng(1)
-    tensors = [
-        orjson.dumps(
-            {"instances": rng.random((1, 28, 28, 1), dtype=np.float32)},
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
-        for _ in range(16)
-    ]
+    tensors = normalised_bodies(files)
     json_headers = {"Content-Type": "application/json"}
 
     processes = []

@@ -2,8 +2,9 @@
 
     python bench/serving_load.py --model-dir models/mnist [--seconds 10] [--concurrency 1 8 32 64]
 
-Starts `python -m serving` with serving/batching.config on a free loopback port; the load
-generator runs on the same machine and shares its cores.
+Bodies are the normalised tensors the gateway makes of realistic uploads. Starts
+`python -m serving` with serving/batching.config on a loopback port; the load generator
+runs on the same machine and shares its cores.
 """
 
 import argparse
@@ -11,13 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from services import model_server_command, start, stop  # noqa: E402
 
+from bench.digits import normalised_bodies, uploads  # noqa: E402
 from bench.loadgen import run_load, table  # noqa: E402
 
 
@@ -29,14 +28,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18601)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(0)
-    bodies = [
-        orjson.dumps(
-            {"instances": rng.random((1, 28, 28, 1), dtype=np.float32)},
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
-        for _ in range(16)
-    ]
+    bodies = normalised_bodies(uploads())
     url = f"http://127.0.0.1:{args.port}"
     server = start(
         model_server_command(args.model_dir, args.port, "--log-level", "warning"),

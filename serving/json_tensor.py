@@ -7,6 +7,8 @@ the way TF Serving walks it, to name the first offending value.
 
 import base64
 import binascii
+import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -139,17 +141,31 @@ def _fill(value: object, level: int, shape: list[int], dtype: str, out: list[obj
 
 
 def _fast_array(value: object, dtype: str) -> np.ndarray | None:
-    """numpy's C parser for plain numeric lists; None when the slow walk must decide."""
+    """Plain rectangular numeric lists as an array; None when the slow walk must decide.
+
+    Flattening level by level and building from the flat list is several times faster
+    than numpy's discovery of nested lists; a count that does not add up, or a value that
+    is not a number, sends the request down the slow walk for TF Serving's exact error.
+    """
     if dtype == "string":
         return None
+    shape = _dense_shape(value)
+    flat: Any = value if shape else [value]
     try:
-        array = np.asarray(value)
+        for _ in range(len(shape) - 1):
+            flat = list(itertools.chain.from_iterable(flat))
+    except TypeError:
+        return None
+    if len(flat) != math.prod(shape) or (flat and isinstance(flat[0], list)):
+        return None
+    try:
+        array = np.array(flat)
     except ValueError:
         return None
     allowed = "iu" if dtype.startswith(("int", "uint")) else "iuf"
     if array.dtype.kind not in allowed:
         return None
-    return array.astype(DTYPES[dtype][1], copy=False)
+    return array.astype(DTYPES[dtype][1], copy=False).reshape(shape)
 
 
 def tensor_from_json(value: object, dtype: str) -> np.ndarray:

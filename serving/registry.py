@@ -34,6 +34,26 @@ class VersionStatus:
     error_message: str = ""
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """A signature input as requests are checked against it, in plain Python."""
+
+    dtype: str  # TF dtype name: "float32", "int64", "string", ...
+    shape: tuple[int | None, ...] | None  # None: any rank
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        if self.shape is None:
+            return True
+        return len(shape) == len(self.shape) and all(
+            want is None or want == got for want, got in zip(self.shape, shape, strict=True)
+        )
+
+
+def _input_spec(spec: tf.TensorSpec) -> InputSpec:
+    dims = None if spec.shape.rank is None else tuple(spec.shape.as_list())
+    return InputSpec(spec.dtype.name, dims)
+
+
 def version_folders(base_path: Path) -> dict[int, Path]:
     """Positive integer folders under `base_path`; temporary and other folders are ignored."""
     if not base_path.is_dir():
@@ -72,8 +92,11 @@ class Servable:
         self.signature_defs = read_signature_defs(path)
         self._loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
         self.signatures = dict(self._loaded.signatures)
-        self.input_specs: dict[str, dict[str, tf.TensorSpec]] = {
-            key: dict(function.structured_input_signature[1])
+        self.inputs: dict[str, dict[str, InputSpec]] = {
+            key: {
+                name: _input_spec(spec)
+                for name, spec in function.structured_input_signature[1].items()
+            }
             for key, function in self.signatures.items()
         }
         self._batching = batching
@@ -84,18 +107,13 @@ class Servable:
 
     def warm_up(self) -> None:
         """Run each numeric signature once so the first real request is not the slow one."""
-        for key, specs in self.input_specs.items():
-            if all(spec.dtype != tf.string for spec in specs.values()):
-                self.run(
-                    key,
-                    {
-                        name: np.zeros(
-                            [1, *(dim or 1 for dim in spec.shape.as_list()[1:])],
-                            spec.dtype.as_numpy_dtype,
-                        )
-                        for name, spec in specs.items()
-                    },
-                )
+        for key, specs in self.inputs.items():
+            if all(spec.dtype != "string" and spec.shape for spec in specs.values()):
+                example = {
+                    name: np.zeros([1, *(dim or 1 for dim in spec.shape[1:])], spec.dtype)  # type: ignore[index]
+                    for name, spec in specs.items()
+                }
+                self.run(key, example)
 
     def run(self, signature: str, inputs: Tensors) -> Tensors:
         """Call the signature directly (blocking), converting to and from numpy."""

@@ -1,11 +1,14 @@
-"""The REST routes of TF Serving, served by Starlette over the model registry.
+"""The REST API of TF Serving as a plain ASGI application over the model registry.
 
 Paths are matched with TF Serving's own regular expressions (http_rest_api_util.cc), so
-versions, labels, metadata and case-insensitivity behave as they do there.
+versions, labels, metadata and case-insensitivity behave as they do there. No web
+framework sits in between: routing is those expressions, and per-request overhead is what
+limits throughput once batching has amortised the model.
 """
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import time
@@ -16,7 +19,6 @@ from urllib.parse import unquote
 
 import numpy as np
 import orjson
-import tensorflow as tf
 from google.protobuf import json_format
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,10 +27,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -39,7 +38,7 @@ from serving.batching import BatchingParameters
 from serving.errors import ServingError, invalid_argument
 from serving.json_tensor import encode_predict_response, parse_predict_request
 from serving.model_config import ModelSpec
-from serving.registry import ModelRegistry
+from serving.registry import InputSpec, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,8 @@ STATUS_PATH = re.compile(
 )
 API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)
 DEFAULT_MONITORING_PATH = "/monitoring/prometheus/metrics"
-JSON = "application/json"
+JSON = b"application/json"
+Reply = tuple[int, bytes, bytes]  # HTTP status, body, content type
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,8 @@ class _Metrics:
         )
 
 
-def _error(error: ServingError) -> Response:
-    body = orjson.dumps({"error": error.message})
-    return Response(body, status_code=error.http_status, media_type=JSON)
+def _error(error: ServingError) -> Reply:
+    return error.http_status, orjson.dumps({"error": error.message}), JSON
 
 
 def _parse_version(text: str | None) -> int | None:
@@ -107,21 +106,19 @@ def _parse_version(text: str | None) -> int | None:
 
 
 class RestApi:
-    """Request handling over one registry; Starlette routes call `handle`."""
+    """Request handling over one registry: a method, path and body in, a reply out."""
 
     def __init__(self, registry: ModelRegistry, metrics: _Metrics) -> None:
         self.registry = registry
         self.metrics = metrics
 
-    async def handle(self, request: Request) -> Response:
-        path = request.url.path
-        method = request.method
+    async def handle(self, method: str, path: str, body: bytes) -> Reply:
         if not API_PREFIX.match(path):
-            return Response(status_code=404)
+            return 404, b"", b"text/plain"
         try:
             if method == "POST" and (match := PREDICTION_PATH.fullmatch(path)):
                 name, version_text, label, verb = match.groups()
-                return await self._predict(request, unquote(name), version_text, label, verb)
+                return await self._predict(body, unquote(name), version_text, label, verb)
             if method == "GET" and (match := STATUS_PATH.fullmatch(path)):
                 name, version_text, label, subresource = match.groups()
                 if not name:
@@ -137,8 +134,8 @@ class RestApi:
             return _error(error)
 
     async def _predict(
-        self, request: Request, name: str, version_text: str | None, label: str | None, verb: str
-    ) -> Response:
+        self, body: bytes, name: str, version_text: str | None, label: str | None, verb: str
+    ) -> Reply:
         started = time.perf_counter()
         status = "OK"
         try:
@@ -151,18 +148,18 @@ class RestApi:
                 raise _both_version_and_label(version, label)
             servable = self.registry.resolve(name, version, label and unquote(label))
 
-            def input_specs(signature: str) -> dict[str, str]:
-                specs = servable.input_specs.get(signature)
+            def input_dtypes(signature: str) -> dict[str, str]:
+                specs = servable.inputs.get(signature)
                 if specs is None:
                     raise invalid_argument(
                         f'Serving signature name: "{signature}" not found in signature def'
                     )
-                return {key: spec.dtype.name for key, spec in specs.items()}
+                return {key: spec.dtype for key, spec in specs.items()}
 
-            parsed = parse_predict_request(await request.body(), input_specs)
-            _check_shapes(servable.input_specs[parsed.signature_name], parsed.inputs)
+            parsed = parse_predict_request(body, input_dtypes)
+            _check_shapes(servable.inputs[parsed.signature_name], parsed.inputs)
             outputs = await servable.predict(parsed.signature_name, parsed.inputs)
-            return Response(encode_predict_response(outputs, parsed.row_format), media_type=JSON)
+            return 200, encode_predict_response(outputs, parsed.row_format), JSON
         except ServingError as error:
             status = error.code
             raise
@@ -173,7 +170,7 @@ class RestApi:
             self.metrics.requests.labels(name, status).inc()
             self.metrics.latency.labels(name, "predict").observe(time.perf_counter() - started)
 
-    def _status(self, name: str, version: int | None, label: str | None) -> Response:
+    def _status(self, name: str, version: int | None, label: str | None) -> Reply:
         response = get_model_status_pb2.GetModelStatusResponse()
         for number, state in self.registry.version_status(name, version, label):
             entry = response.model_version_status.add()
@@ -184,9 +181,9 @@ class RestApi:
         body = json_format.MessageToJson(
             response, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
         )
-        return Response(body, media_type=JSON)
+        return 200, body.encode(), JSON
 
-    def _metadata(self, name: str, version: int | None, label: str | None) -> Response:
+    def _metadata(self, name: str, version: int | None, label: str | None) -> Reply:
         servable = self.registry.resolve(name, version, label)
         spec = model_pb2.ModelSpec(name=name, signature_name="")
         spec.version.value = servable.version
@@ -201,7 +198,7 @@ class RestApi:
             "model_spec": json_format.MessageToDict(spec, **options),
             "metadata": {"signature_def": json_format.MessageToDict(signatures, **options)},
         }
-        return Response(orjson.dumps(body, option=orjson.OPT_INDENT_2), media_type=JSON)
+        return 200, orjson.dumps(body, option=orjson.OPT_INDENT_2), JSON
 
 
 def _error_code_value(name: str) -> int:
@@ -221,23 +218,30 @@ def _both_version_and_label(version: int, label: str) -> ServingError:
     )
 
 
-def _check_shapes(specs: dict[str, tf.TensorSpec], inputs: dict[str, np.ndarray]) -> None:
+def _check_shapes(specs: dict[str, InputSpec], inputs: dict[str, np.ndarray]) -> None:
     """Refuse inputs the signature cannot take, before they reach a batch."""
     for name, spec in specs.items():
         value = inputs[name]
-        if not spec.shape.is_compatible_with(value.shape):
+        if not spec.accepts(value.shape):
+            expected = "any" if spec.shape is None else [-1 if d is None else d for d in spec.shape]
             raise invalid_argument(
                 f"input tensor '{name}' has shape {list(value.shape)}, but the signature "
-                f"expects {spec.shape.as_list()}"
+                f"expects {expected}"
             )
 
 
-def create_app(settings: ServerSettings) -> Starlette:
+class ModelServer:
     """The local model server as an ASGI app; models load and poll during its lifespan."""
-    metrics = _Metrics()
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.metrics = _Metrics()
+        self.api: RestApi | None = None
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(self) -> AsyncIterator[ModelRegistry]:
+        """Load the models, poll for new versions until exit, then finish in-flight work."""
+        settings, metrics = self.settings, self.metrics
         executor = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
         registry = ModelRegistry(
             settings.models,
@@ -245,9 +249,11 @@ def create_app(settings: ServerSettings) -> Starlette:
             executor,
             on_batch=lambda rows, _seconds: metrics.batch_size.observe(rows),
         )
-        app.state.registry = registry
-        app.state.api = RestApi(registry, metrics)
         await asyncio.to_thread(registry.poll)
+        # TensorFlow leaves millions of long-lived objects behind; exempt them from the
+        # collector so full collections take microseconds, not tail-latency spikes.
+        gc.freeze()
+        self.api = RestApi(registry, metrics)
 
         async def poll_forever() -> None:
             while True:
@@ -262,7 +268,7 @@ def create_app(settings: ServerSettings) -> Starlette:
 
         poller = asyncio.create_task(poll_forever())
         try:
-            yield
+            yield registry
         finally:
             poller.cancel()
             for model in registry.models.values():
@@ -270,16 +276,49 @@ def create_app(settings: ServerSettings) -> Starlette:
                     await servable.close()
             executor.shutdown(wait=True)
 
-    async def rest(request: Request) -> Response:
-        api: RestApi = request.app.state.api
-        return await api.handle(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._serve_lifespan(receive, send)
+        elif scope["type"] == "http":
+            status, body, content_type = await self._reply(scope, receive)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", content_type),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
 
-    async def prometheus(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def _reply(self, scope: Scope, receive: Receive) -> Reply:
+        method, path = scope["method"], scope["path"]
+        if self.settings.monitoring_path and path == self.settings.monitoring_path:
+            return 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode()
+        chunks = []
+        while True:
+            message: Message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        if self.api is None:
+            return _error(ServingError("UNAVAILABLE", "The server is starting."))
+        return await self.api.handle(method, path, b"".join(chunks))
 
-    routes = []
-    if settings.monitoring_path:
-        routes.append(Route(settings.monitoring_path, prometheus, methods=["GET"]))
-    # TF Serving claims "(?i)/v1/.*": the handler itself tells its paths apart.
-    routes.append(Route("/{path:path}", rest, methods=["GET", "POST"]))
-    return Starlette(routes=routes, lifespan=lifespan)
+    async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        try:
+            async with self.lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                await receive()  # lifespan.shutdown
+        except Exception as exc:
+            logger.exception("The model server failed to start")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_app(settings: ServerSettings) -> ModelServer:
+    return ModelServer(settings)

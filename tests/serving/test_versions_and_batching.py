@@ -28,7 +28,7 @@ def anyio_backend() -> str:
 @asynccontextmanager
 async def running_server(base: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(ServerSettings(models=[ModelSpec("mnist", base)], **settings))  # type: ignore[arg-type]
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
             yield client
