@@ -1,4 +1,7 @@
-"""Dependencies handlers declare with `Annotated` aliases instead of reaching for globals."""
+"""Dependencies handlers declare with `Annotated` aliases instead of reaching for globals.
+
+All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, a thread hop
+per dependency per request for what is a dictionary lookup."""
 
 import hmac
 from typing import Annotated
@@ -11,22 +14,22 @@ from gateway.metrics import GatewayMetrics
 from gateway.serving_client import TFServingClient
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_serving_client(request: Request) -> TFServingClient:
+async def get_serving_client(request: Request) -> TFServingClient:
     client: TFServingClient = request.app.state.serving_client
     return client
 
 
-def get_metrics(request: Request) -> GatewayMetrics:
+async def get_metrics(request: Request) -> GatewayMetrics:
     metrics: GatewayMetrics = request.app.state.metrics
     return metrics
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     request_id: str = request.state.request_id
     return request_id
 
@@ -37,7 +40,7 @@ MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     x_api_key: Annotated[
         str | None, Header(description="Required when the gateway has keys.")
