@@ -1,6 +1,7 @@
 """Real processes on free loopback ports: the local model server and the gateway, as
 users run them. Everything a test starts is stopped, even when the test fails."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -116,27 +117,37 @@ class Stack:
     gateway: Service
 
 
-@pytest.fixture
-def model_base(exported_model: Path, tmp_path: Path) -> Path:
-    base = tmp_path / "models" / "mnist"
+@contextlib.contextmanager
+def running_stack(exported_model: Path, folder: Path) -> Iterator[Stack]:
+    """A copy of the tiny model as version 1, the model server and the gateway on it."""
+    base = folder / "models" / "mnist"
     shutil.copytree(exported_model, base / "1")
-    return base
-
-
-@pytest.fixture
-def stack(model_base: Path, tmp_path: Path) -> Iterator[Stack]:
-    serving = model_server(model_base, free_port(), tmp_path / "serving.log")
+    serving = model_server(base, free_port(), folder / "serving.log")
     front = gateway(
         serving.url,
         free_port(),
-        tmp_path / "gateway.log",
-        model_base_path=str(model_base),
+        folder / "gateway.log",
+        model_base_path=str(base),
         max_upload_bytes=str(2 * 1024 * 1024),
     )
     try:
         serving.start()
         front.start()
-        yield Stack(model_base, serving, front)
+        yield Stack(base, serving, front)
     finally:
         front.stop()
         serving.stop()
+
+
+@pytest.fixture
+def stack(exported_model: Path, tmp_path: Path) -> Iterator[Stack]:
+    """A stack of its own, for tests that stop processes or publish versions."""
+    with running_stack(exported_model, tmp_path) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def shared_stack(exported_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One stack for the tests of a module that only send requests."""
+    with running_stack(exported_model, tmp_path_factory.mktemp("stack")) as started:
+        yield started

@@ -1,6 +1,7 @@
 """The whole path, as users run it: gateway and model server as real processes."""
 
 import base64
+import contextlib
 import io
 import os
 import shutil
@@ -9,6 +10,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -26,10 +28,10 @@ def drawing(digit: int, fmt: str = "PNG") -> bytes:
     return encode(image.convert("RGB") if fmt == "JPEG" else image, fmt)
 
 
-def test_e2e_predict_png_and_jpeg_agree_with_the_model(stack: Stack) -> None:
+def test_e2e_predict_png_and_jpeg_agree_with_the_model(shared_stack: Stack) -> None:
     for fmt in ("PNG", "JPEG"):
         response = httpx.post(
-            f"{stack.gateway.url}/predict?include_image=true",
+            f"{shared_stack.gateway.url}/predict?include_image=true",
             files={"file": (f"seven.{fmt.lower()}", drawing(7, fmt), f"image/{fmt.lower()}")},
             timeout=30,
         )
@@ -41,7 +43,7 @@ def test_e2e_predict_png_and_jpeg_agree_with_the_model(stack: Stack) -> None:
         png = base64.b64decode(body["normalized_image"].split(",", 1)[1])
         seen = np.asarray(Image.open(io.BytesIO(png)), dtype=np.float32)[..., None] / 255.0
         direct = httpx.post(
-            f"{stack.serving.url}/v1/models/mnist:predict",
+            f"{shared_stack.serving.url}/v1/models/mnist:predict",
             json={"instances": [seen.tolist()]},
             timeout=30,
         ).json()["predictions"][0]
@@ -49,10 +51,10 @@ def test_e2e_predict_png_and_jpeg_agree_with_the_model(stack: Stack) -> None:
         np.testing.assert_allclose(body["probabilities"], direct["probabilities"], atol=0.02)
 
 
-def test_e2e_batch_answers_each_file(stack: Stack) -> None:
+def test_e2e_batch_answers_each_file(shared_stack: Stack) -> None:
     files = [("files", (f"{d}.png", drawing(d), "image/png")) for d in range(6)]
 
-    response = httpx.post(f"{stack.gateway.url}/predict/batch", files=files, timeout=30)
+    response = httpx.post(f"{shared_stack.gateway.url}/predict/batch", files=files, timeout=30)
 
     assert response.status_code == 200
     body = response.json()
@@ -77,33 +79,99 @@ def _png_declaring(width: int, height: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize(
-    ("data", "status"),
-    [
-        pytest.param(b"", 400, id="empty"),
-        pytest.param(b"plain text, not an image", 400, id="text"),
-        pytest.param(encode(draw_digit(2, size=200))[:150], 400, id="truncated-png"),
-        pytest.param(_png_declaring(200_000, 200_000), 413, id="huge-declared-size"),
-        pytest.param(os.urandom(3 * 1024 * 1024), 413, id="oversize-body"),
-    ],
-)
-def test_e2e_bad_input_gets_4xx_and_stack_keeps_serving(
-    stack: Stack, data: bytes, status: int
+def _animated_gif() -> bytes:
+    frames = [draw_digit(d, size=120, stroke=4, dark_on_light=True).convert("P") for d in (3, 8)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    return buffer.getvalue()
+
+
+def _sixteen_bit_png() -> bytes:
+    pixels = np.asarray(draw_digit(5, size=120, stroke=4, dark_on_light=True), np.uint16) * 257
+    return encode(Image.fromarray(pixels))
+
+
+HOSTILE = [
+    pytest.param(b"", "image/png", 400, id="zero-bytes"),
+    pytest.param(b"plain text, not an image", "text/plain", 400, id="text"),
+    pytest.param(b"<!DOCTYPE html><html><body>hi</body></html>", "text/html", 415, id="html"),
+    pytest.param(
+        b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="5"/></svg>',
+        "image/svg+xml",
+        415,
+        id="svg",
+    ),
+    pytest.param(b"%PDF-1.7\n1 0 obj <<>> endobj\n%%EOF", "application/pdf", 415, id="pdf"),
+    pytest.param(encode(draw_digit(2, size=200))[:150], "image/png", 400, id="truncated-png"),
+    pytest.param(
+        encode(draw_digit(2, size=200).convert("RGB"), "JPEG")[:300],
+        "image/jpeg",
+        400,
+        id="truncated-jpeg",
+    ),
+    pytest.param(
+        bytes(64) + encode(draw_digit(2, size=64))[64:], "image/png", 400, id="corrupt-png"
+    ),
+    pytest.param(_png_declaring(200_000, 200_000), "image/png", 413, id="bomb-huge-declared-size"),
+    pytest.param(os.urandom(3 * 1024 * 1024), "image/png", 413, id="oversize-body"),
+    pytest.param(_animated_gif(), "image/gif", 200, id="animated-gif-first-frame"),
+    pytest.param(_sixteen_bit_png(), "image/png", 200, id="16-bit-png"),
+    pytest.param(
+        encode(draw_digit(6, size=120, stroke=4, dark_on_light=True).convert("CMYK"), "JPEG"),
+        "image/jpeg",
+        200,
+        id="cmyk-jpeg",
+    ),
+    pytest.param(
+        encode(draw_digit(6, size=120, stroke=4, dark_on_light=True)),
+        "application/json",
+        200,
+        id="png-labelled-json",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "content_type", "status"), HOSTILE)
+def test_e2e_hostile_files_get_their_documented_status_and_stack_keeps_serving(
+    shared_stack: Stack, data: bytes, content_type: str, status: int
 ) -> None:
+    url = shared_stack.gateway.url
     response = httpx.post(
-        f"{stack.gateway.url}/predict",
-        files={"file": ("upload.png", data, "image/png")},
-        timeout=30,
+        f"{url}/predict", files={"file": ("upload", data, content_type)}, timeout=30
     )
 
     assert response.status_code == status
-    assert isinstance(response.json()["detail"], str)
+    if status >= 400:
+        assert isinstance(response.json()["detail"], str)
+    else:
+        assert 0 <= response.json()["predicted_digit"] <= 9
     again = httpx.post(
-        f"{stack.gateway.url}/predict",
-        files={"file": ("ok.png", drawing(3), "image/png")},
-        timeout=30,
+        f"{url}/predict", files={"file": ("ok.png", drawing(3), "image/png")}, timeout=30
     )
     assert again.status_code == 200
+
+
+def test_e2e_hundred_files_in_one_batch_is_refused(shared_stack: Stack) -> None:
+    files = [("files", (f"{i}.png", drawing(i % 10), "image/png")) for i in range(100)]
+
+    response = httpx.post(f"{shared_stack.gateway.url}/predict/batch", files=files, timeout=30)
+
+    assert response.status_code == 422
+    assert "more than the 64 allowed" in response.json()["detail"]
+
+
+@contextlib.contextmanager
+def requests_flowing(url: str) -> Iterator[list[tuple[float, int, str]]]:
+    """POST digits to the gateway from a thread for as long as the block runs."""
+    stop = threading.Event()
+    results: list[tuple[float, int, str]] = []
+    flow = threading.Thread(target=_flow, args=(url, stop, results))
+    flow.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        flow.join()
 
 
 def _flow(url: str, stop: threading.Event, results: list[tuple[float, int, str]]) -> None:
@@ -124,11 +192,7 @@ def _flow(url: str, stop: threading.Event, results: list[tuple[float, int, str]]
 
 
 def test_e2e_model_server_outage_gives_503_then_recovers(stack: Stack) -> None:
-    stop = threading.Event()
-    results: list[tuple[float, int, str]] = []
-    flow = threading.Thread(target=_flow, args=(stack.gateway.url, stop, results))
-    flow.start()
-    try:
+    with requests_flowing(stack.gateway.url) as results:
         time.sleep(1.0)
         stack.serving.stop()
         time.sleep(1.5)
@@ -143,9 +207,6 @@ def test_e2e_model_server_outage_gives_503_then_recovers(stack: Stack) -> None:
                 break
             time.sleep(0.2)
         time.sleep(1.0)
-    finally:
-        stop.set()
-        flow.join()
 
     assert ready_while_down == 503 and healthy_while_down == 200
     statuses = Counter(status for _, status, _ in results)
@@ -157,11 +218,7 @@ def test_e2e_model_server_outage_gives_503_then_recovers(stack: Stack) -> None:
 
 
 def test_e2e_new_version_published_while_requests_flow(stack: Stack) -> None:
-    stop = threading.Event()
-    results: list[tuple[float, int, str]] = []
-    flow = threading.Thread(target=_flow, args=(stack.gateway.url, stop, results))
-    flow.start()
-    try:
+    with requests_flowing(stack.gateway.url) as results:
         time.sleep(1.0)
         staging = stack.base / ".staging"
         shutil.copytree(stack.base / "1", staging)
@@ -170,9 +227,6 @@ def test_e2e_new_version_published_while_requests_flow(stack: Stack) -> None:
         while time.monotonic() < deadline and not any(v == "2" for _, _, v in results[-5:]):
             time.sleep(0.2)
         time.sleep(1.0)
-    finally:
-        stop.set()
-        flow.join()
 
     assert [s for _, s, _ in results if s != 200] == []
     versions = [v for _, _, v in results]

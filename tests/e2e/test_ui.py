@@ -49,9 +49,11 @@ def draw_seven(page: object) -> None:
         mouse.up()
 
 
-def test_ui_draw_predict_upload_and_errors(stack: Stack, browser: object, tmp_path: Path) -> None:
+def test_ui_draw_predict_upload_and_errors(
+    shared_stack: Stack, browser: object, tmp_path: Path
+) -> None:
     page = browser.new_page(viewport={"width": 900, "height": 800})  # type: ignore[attr-defined]
-    page.goto(f"{stack.gateway.url}/ui/")
+    page.goto(f"{shared_stack.gateway.url}/ui/")
     assert page.locator("#key-row").is_hidden()  # this gateway needs no API key
 
     page.click("#predict")
@@ -83,9 +85,9 @@ def test_ui_draw_predict_upload_and_errors(stack: Stack, browser: object, tmp_pa
     assert page.locator("#answer").is_hidden()
 
 
-def test_ui_fits_a_phone_screen(stack: Stack, browser: object) -> None:
+def test_ui_fits_a_phone_screen(shared_stack: Stack, browser: object) -> None:
     page = browser.new_page(viewport={"width": 375, "height": 700}, has_touch=True)  # type: ignore[attr-defined]
-    page.goto(f"{stack.gateway.url}/ui/")
+    page.goto(f"{shared_stack.gateway.url}/ui/")
 
     canvas = page.locator("#pad").bounding_box()
     assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 375
