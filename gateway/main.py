@@ -29,7 +29,10 @@ logger = logging.getLogger(__name__)
 def _lifespan(settings: Settings, transport: httpx.AsyncBaseTransport | None):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        # Idle connections are dropped well before servers drop them (uvicorn: 5 s).
+        limits = httpx.Limits(
+            max_connections=256, max_keepalive_connections=64, keepalive_expiry=2.0
+        )
         async with httpx.AsyncClient(
             base_url=settings.tf_serving_url,
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),

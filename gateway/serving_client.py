@@ -64,7 +64,12 @@ class TFServingClient:
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
         try:
-            response = await self._http.request(method, path, content=content, headers=headers)
+            try:
+                response = await self._http.request(method, path, content=content, headers=headers)
+            except (httpx.ConnectTimeout, httpx.ConnectError, httpx.RemoteProtocolError):
+                # A pooled keep-alive connection the server closed a moment ago fails like
+                # this; inference is safe to repeat, so try once more on a new connection.
+                response = await self._http.request(method, path, content=content, headers=headers)
         except httpx.ConnectTimeout as exc:
             raise self._unreachable(exc) from exc
         except httpx.TimeoutException as exc:

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=75,  # long-lived client pools, as TF Serving allows
     )
     return 0
 

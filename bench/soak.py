@@ -1,0 +1,171 @@
+"""A bounded soak of the whole local stack: mixed valid and invalid uploads at high
+concurrency for a few minutes, while the model server is killed and restarted and a new
+model version is published. Prints what happened in each phase and the gateway's memory.
+
+    python bench/soak.py --model-dir models/mnist [--seconds 180] [--concurrency 32]
+
+Passes when: only documented statuses are seen, 503 only while the model server is down
+(plus a few seconds to notice its return), no request takes longer than the gateway's
+timeout, and the gateway's memory after warm-up grows by less than 10%.
+"""
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from services import gateway_command, model_server_command, start, stop  # noqa: E402
+
+from bench.digits import uploads  # noqa: E402
+
+TIMEOUT_S = 10.0
+DOCUMENTED = {200, 400, 413, 415, 422, 503}
+INVALID = [
+    ("notes.txt", b"not an image at all", "text/plain"),
+    ("cut.png", uploads()[0][1][:200], "image/png"),
+    ("blank.png", b"", "image/png"),
+]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def drive(
+    url: str, concurrency: int, seconds: float, log: list[tuple[float, int, float]]
+) -> None:
+    files = uploads()
+    deadline = time.monotonic() + seconds
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S + 5)
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def client(worker: int) -> None:
+            count = 0
+            while time.monotonic() < deadline:
+                count += 1
+                name, data, kind = (
+                    INVALID[count % 3] if count % 4 == 0 else files[(worker + count) % 16]
+                )
+                form = aiohttp.FormData()
+                form.add_field("file", data, filename=name, content_type=kind)
+                started = time.monotonic()
+                try:
+                    async with session.post(f"{url}/predict", data=form) as response:
+                        await response.read()
+                        status = response.status
+                except (TimeoutError, aiohttp.ClientError):
+                    status = -1
+                log.append((started, status, time.monotonic() - started))
+
+        await asyncio.gather(*(client(worker) for worker in range(concurrency)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    latest = max(int(p.name) for p in args.model_dir.iterdir() if p.name.isdigit())
+    scratch = Path(tempfile.mkdtemp(prefix="soak-"))
+    base = scratch / "mnist"
+    shutil.copytree(args.model_dir / str(latest), base / "1")
+    serving_url, gateway_url = "http://127.0.0.1:18901", "http://127.0.0.1:18902"
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    serving_command = model_server_command(base, 18901, "--log-level", "warning")
+    log: list[tuple[float, int, float]] = []
+    memory: list[tuple[float, int]] = []
+    events: dict[str, float] = {}
+    serving = start(serving_command, f"{serving_url}/v1/models/mnist", quiet, quiet=True)
+    gateway = start(
+        gateway_command(18902, "--log-level", "warning"),
+        f"{gateway_url}/readyz",
+        {"GATEWAY_TF_SERVING_URL": serving_url, "GATEWAY_TIMEOUT_S": str(TIMEOUT_S)},
+        quiet=True,
+    )
+    try:
+
+        async def scenario() -> None:
+            nonlocal serving
+            began = time.monotonic()
+            load = asyncio.create_task(drive(gateway_url, args.concurrency, args.seconds, log))
+            marks = {"kill": 0.30, "restart": 0.45, "publish": 0.70}
+            while not load.done():
+                elapsed = (time.monotonic() - began) / args.seconds
+                memory.append((time.monotonic(), rss_kib(gateway.pid)))
+                if elapsed >= marks["kill"] and "kill" not in events:
+                    events["kill"] = time.monotonic()
+                    serving.kill()
+                if elapsed >= marks["restart"] and "restart" not in events:
+                    events["restart"] = time.monotonic()
+                    serving = await asyncio.to_thread(
+                        start, serving_command, f"{serving_url}/v1/models/mnist", quiet, 180, True
+                    )
+                    events["serving"] = time.monotonic()
+                if elapsed >= marks["publish"] and "publish" not in events:
+                    events["publish"] = time.monotonic()
+                    shutil.copytree(base / "1", base / ".staging")
+                    os.rename(base / ".staging", base / "2")
+                await asyncio.sleep(1.0)
+            await load
+
+        asyncio.run(scenario())
+    finally:
+        stop([gateway, serving])
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    grace = 5.0  # the gateway notices a returned model server within its version cache
+    phases = {
+        "before the kill": (0.0, events["kill"]),
+        "model server down": (events["kill"], events["serving"] + grace),
+        "after it is back": (events["serving"] + grace, float("inf")),
+    }
+    print(
+        f"\nSoak: {args.seconds:.0f} s at concurrency {args.concurrency}, {os.cpu_count()} cores, "
+        f"one upload in four invalid; version 2 published at "
+        f"{events['publish'] - log[0][0]:.0f} s"
+    )
+    print(f"{'phase':<20} {'requests':>9}  statuses")
+    failures = []
+    for name, (low, high) in phases.items():
+        # By when the answer came: requests in flight at the kill belong to the outage.
+        statuses = Counter(status for started, status, took in log if low <= started + took < high)
+        print(f"{name:<20} {sum(statuses.values()):>9}  {dict(sorted(statuses.items()))}")
+        if set(statuses) - DOCUMENTED:
+            failures.append(f"undocumented statuses {set(statuses) - DOCUMENTED} {name}")
+        if name != "model server down" and statuses[503]:
+            failures.append(f"{statuses[503]} x 503 {name}")
+    origin = log[0][0]
+    marks = ", ".join(f"{name} at {moment - origin:.0f} s" for name, moment in events.items())
+    timeouts = [f"{started - origin:.1f}" for started, status, _ in log if status in (-1, 504)]
+    print(f"events: {marks}; timeouts started at (s): {', '.join(timeouts[:8]) or 'none'}")
+    slowest = max(duration for _, _, duration in log)
+    warm = [kib for moment, kib in memory if moment > log[0][0] + 0.1 * args.seconds]
+    growth = (warm[-1] - warm[0]) / warm[0]
+    print(
+        f"slowest request {slowest:.2f} s (timeout {TIMEOUT_S:.0f} s); gateway RSS after "
+        f"warm-up {warm[0] / 1024:.0f} MiB -> {warm[-1] / 1024:.0f} MiB ({growth:+.1%})"
+    )
+    if slowest > TIMEOUT_S + 1:
+        failures.append(f"a request took {slowest:.1f} s")
+    if growth > 0.10:
+        failures.append(f"gateway memory grew {growth:.0%}")
+    print("PASS" if not failures else "FAIL: " + "; ".join(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
