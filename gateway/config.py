@@ -17,9 +17,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
 
     tf_serving_url: str = "http://localhost:8501"
-    model_name: str = MODEL_NAME
+    # Both become part of TF Serving URLs: plain names only.
+    model_name: str = Field(default=MODEL_NAME, pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     model_version: int | None = Field(default=None, ge=1)
-    model_label: str | None = None
+    model_label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=2.0, gt=0)
     max_upload_bytes: int = Field(default=10 * MIB, ge=1024)

@@ -2,6 +2,7 @@
 
 import base64
 import io
+import re
 import time
 from typing import Annotated
 
@@ -40,10 +41,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="Pin a model version (overrides GATEWAY_MODEL_VERSION).")
 ]
+LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 LabelQuery = Annotated[
     str | None,
     Query(
-        pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+        pattern=LABEL_PATTERN,
         description="Pin a version label such as 'stable' or 'canary'.",
     ),
 ]
@@ -71,6 +73,9 @@ async def resolve_pin(
                 f"X-Model-Version must be a positive integer, not {x_model_version!r}."
             )
         version = int(x_model_version)
+    if x_model_label is not None and not re.fullmatch(LABEL_PATTERN, x_model_label):
+        # The label becomes part of the upstream URL: only plain names get through.
+        raise BadRequestParameters("X-Model-Label must be 1-64 letters, digits, '_' or '-'.")
     label = label or x_model_label
     if version is not None and label:
         raise BadRequestParameters("Pin a model version or a label, not both.")

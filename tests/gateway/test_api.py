@@ -497,3 +497,12 @@ def test_readyz_malformed_status_answer_is_502(
 
     assert response.status_code == 502
     assert "expected shape" in response.json()["detail"]
+
+
+def test_predict_label_header_cannot_reach_other_upstream_paths(
+    client: TestClient, fake_tf_serving: FakeTFServing
+) -> None:
+    response = client.post("/predict", files=upload(), headers={"X-Model-Label": "../../x"})
+
+    assert response.status_code == 422
+    assert fake_tf_serving.requests == []
