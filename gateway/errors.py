@@ -73,10 +73,3 @@ class UpstreamTimeout(GatewayError):
 
     status_code = 504
     kind = "upstream_timeout"
-
-
-class Overloaded(GatewayError):
-    """503 with Retry-After: too many requests are already in flight on this gateway."""
-
-    status_code = 503
-    kind = "overloaded"

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
 from gateway.config import Settings, get_settings
-from gateway.errors import GatewayError, Overloaded
+from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import LimitsMiddleware, RequestContextMiddleware
 from gateway.routes import model, operations, predict, ui
@@ -70,8 +70,7 @@ def _add_error_handlers(app: FastAPI, metrics: GatewayMetrics) -> None:
     async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
         metrics.errors.labels(exc.kind).inc()
-        headers = {"Retry-After": "1"} if isinstance(exc, Overloaded) else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
