@@ -99,6 +99,11 @@ class Servable:
             }
             for key, function in self.signatures.items()
         }
+        # What the JSON parser needs per request, computed once per loaded version.
+        self.input_dtypes = {
+            key: {name: spec.dtype for name, spec in specs.items()}
+            for key, specs in self.inputs.items()
+        }
         self._batching = batching
         self._executor = executor
         self._on_batch = on_batch

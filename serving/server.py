@@ -149,12 +149,12 @@ class RestApi:
             servable = self.registry.resolve(name, version, label and unquote(label))
 
             def input_dtypes(signature: str) -> dict[str, str]:
-                specs = servable.inputs.get(signature)
-                if specs is None:
+                dtypes = servable.input_dtypes.get(signature)
+                if dtypes is None:
                     raise invalid_argument(
                         f'Serving signature name: "{signature}" not found in signature def'
                     )
-                return {key: spec.dtype for key, spec in specs.items()}
+                return dtypes
 
             parsed = parse_predict_request(body, input_dtypes)
             _check_shapes(servable.inputs[parsed.signature_name], parsed.inputs)
