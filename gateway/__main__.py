@@ -2,7 +2,10 @@
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 
 from pydantic import ValidationError
 
@@ -11,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes; one per core the gateway may use"
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s")
@@ -21,23 +26,33 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from gateway.config import Settings
+    from gateway.metrics import MULTIPROCESS_DIR_VARIABLE
 
     try:
         Settings()  # fail here, with the variable named, rather than inside a worker
     except ValidationError as exc:
         print(f"error: invalid gateway settings: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        "gateway.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    metrics_dir = None
+    if args.workers > 1 and not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        # Workers inherit this before they import prometheus_client: /metrics sums them all.
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+    try:
+        uvicorn.run(
+            "gateway.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

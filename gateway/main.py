@@ -18,7 +18,7 @@ from starlette.formparsers import MultiPartParser
 
 from gateway.config import Settings, get_settings
 from gateway.errors import GatewayError
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, worker_stopped
 from gateway.middleware import LimitsMiddleware, RequestContextMiddleware
 from gateway.routes import model, operations, predict, ui
 from gateway.serving_client import TFServingClient
@@ -48,6 +48,7 @@ def _lifespan(settings: Settings, transport: httpx.AsyncBaseTransport | None):  
             # collector's full passes, which otherwise show up as latency spikes.
             gc.freeze()
             yield
+        worker_stopped()
 
     return lifespan
 

@@ -1,6 +1,22 @@
-"""Prometheus metrics of the gateway, in a registry per app so tests stay independent."""
+"""Prometheus metrics of the gateway, in a registry per app so tests stay independent.
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+With several worker processes (`python -m gateway --workers N`), prometheus_client's
+multiprocess mode keeps each worker's values in PROMETHEUS_MULTIPROC_DIR and a scrape of
+any worker reports the sum over all of them.
+"""
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -57,4 +73,19 @@ class GatewayMetrics:
             "gateway_in_flight_requests",
             "Prediction requests being handled now.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
+
+    def exposition(self) -> bytes:
+        """The text format of every worker's metrics (or of this process's, when alone)."""
+        if not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live gauges from the shared figures."""
+    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

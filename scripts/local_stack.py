@@ -40,6 +40,12 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "mnist")
     parser.add_argument("--serving-port", type=int, default=8501)
     parser.add_argument("--gateway-port", type=int, default=8000)
+    parser.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="gateway processes (default: one per core, up to 2)",
+    )
     args = parser.parse_args()
 
     print("==> Making sure a model exists (trains one the first time, a few minutes)", flush=True)
@@ -69,7 +75,12 @@ def main() -> int:
             "GATEWAY_MODEL_BASE_PATH": str(args.model_dir),
         }
         processes.append(
-            start(gateway_command(args.gateway_port), f"{gateway_url}/readyz", env, timeout_s=60)
+            start(
+                gateway_command(args.gateway_port, "--workers", str(args.gateway_workers)),
+                f"{gateway_url}/readyz",
+                env,
+                timeout_s=60,
+            )
         )
 
         sample = args.model_dir.parent / "sample-digit.png"

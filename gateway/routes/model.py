@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
-from gateway.deps import RequestIdDep, ServingClientDep, SettingsDep
+from gateway.deps import CallDep
 from gateway.schemas import ModelInfo, VersionState
 
 router = APIRouter(tags=["model"])
@@ -28,9 +28,8 @@ def read_model_card(base_path: str | None, version: int | None) -> dict[str, obj
 
 
 @router.get("/model", response_model=ModelInfo)
-async def model_info(
-    settings: SettingsDep, client: ServingClientDep, request_id: RequestIdDep
-) -> ModelInfo:
+async def model_info(call: CallDep) -> ModelInfo:
+    settings, client, request_id = call.settings, call.client, call.request_id
     statuses = await client.model_status(request_id=request_id)
     available = [s.version for s in statuses if s.state == "AVAILABLE"]
     if settings.model_version is not None:

@@ -1,9 +1,9 @@
 """Operational endpoints: the root message, liveness, readiness and Prometheus metrics."""
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.deps import MetricsDep, RequestIdDep, ServingClientDep, SettingsDep
+from gateway.deps import CallDep
 from gateway.errors import UpstreamUnavailable
 from gateway.schemas import ErrorBody, Health, Message, Readiness
 
@@ -27,11 +27,10 @@ async def healthz() -> Health:
     response_model=Readiness,
     responses={503: {"model": ErrorBody, "description": "The model is not available."}},
 )
-async def readyz(
-    settings: SettingsDep, client: ServingClientDep, request_id: RequestIdDep
-) -> Readiness:
+async def readyz(call: CallDep) -> Readiness:
     """Readiness: 200 only while TF Serving reports the model (or the pinned version or
     label) AVAILABLE."""
+    settings, client, request_id = call.settings, call.client, call.request_id
     if settings.model_version is not None:
         statuses = await client.model_status(settings.model_version, request_id=request_id)
         if not any(s.state == "AVAILABLE" for s in statuses):
@@ -44,6 +43,6 @@ async def readyz(
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=True)
-async def metrics(metrics: MetricsDep) -> Response:
-    """Prometheus metrics of this gateway process."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(call: CallDep) -> Response:
+    """Prometheus metrics of this gateway (all its worker processes)."""
+    return Response(call.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -7,12 +7,12 @@ import time
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Header, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from gateway.config import Settings
-from gateway.deps import MetricsDep, RequestIdDep, ServingClientDep, SettingsDep, require_api_key
+from gateway.deps import Call, CallDep, require_api_key
 from gateway.errors import BadRequestParameters, GatewayError, PayloadTooLarge
 from gateway.metrics import GatewayMetrics
 from gateway.preprocessing import preprocess_upload
@@ -60,7 +60,7 @@ Pin = tuple[int | None, str | None]  # (version, label) a request is sent to
 
 
 async def resolve_pin(
-    settings: SettingsDep,
+    request: Request,
     version: VersionQuery = None,
     label: LabelQuery = None,
     x_model_version: VersionHeader = None,
@@ -80,6 +80,7 @@ async def resolve_pin(
     if version is not None and label:
         raise BadRequestParameters("Pin a model version or a label, not both.")
     if version is None and not label:
+        settings: Settings = request.app.state.settings
         return settings.model_version, settings.model_label
     return version, label
 
@@ -87,9 +88,8 @@ async def resolve_pin(
 PinDep = Annotated[Pin, Depends(resolve_pin)]
 
 
-async def normalised_upload(
-    upload: UploadFile, settings: Settings, metrics: GatewayMetrics
-) -> np.ndarray:
+async def normalised_upload(upload: UploadFile, call: Call) -> np.ndarray:
+    settings = call.settings
     if upload.size is not None and upload.size > settings.max_upload_bytes:
         raise PayloadTooLarge(
             f"The file is larger than {settings.max_upload_bytes} bytes; send a smaller image."
@@ -102,7 +102,7 @@ async def normalised_upload(
         # Big photos take milliseconds to decode: keep the event loop free meanwhile.
         return await run_in_threadpool(preprocess_upload, data, settings.max_image_pixels)
     finally:
-        metrics.preprocess.observe(time.perf_counter() - started)
+        call.metrics.preprocess.observe(time.perf_counter() - started)
 
 
 def png_data_url(image: np.ndarray) -> str:
@@ -125,22 +125,18 @@ def prediction_fields(
     }
 
 
-async def classify(
-    images: np.ndarray,
-    client: ServingClientDep,
-    metrics: GatewayMetrics,
-    pin: Pin,
-    request_id: str,
-) -> PredictResult:
+async def classify(images: np.ndarray, call: Call, pin: Pin) -> PredictResult:
     started = time.perf_counter()
     outcome = "ok"
     try:
-        return await client.predict(images, version=pin[0], label=pin[1], request_id=request_id)
+        return await call.client.predict(
+            images, version=pin[0], label=pin[1], request_id=call.request_id
+        )
     except GatewayError as exc:
         outcome = exc.kind
         raise
     finally:
-        metrics.upstream.labels(outcome).observe(time.perf_counter() - started)
+        call.metrics.upstream.labels(outcome).observe(time.perf_counter() - started)
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)
@@ -148,18 +144,15 @@ async def predict(
     file: Annotated[
         UploadFile, File(description="An image of one digit: PNG, JPEG, GIF, WebP, BMP or TIFF.")
     ],
-    settings: SettingsDep,
-    client: ServingClientDep,
-    metrics: MetricsDep,
-    request_id: RequestIdDep,
+    call: CallDep,
     pin: PinDep,
     include_image: IncludeImage = False,
 ) -> PredictResponse:
     """Classify one handwritten digit."""
-    image = await normalised_upload(file, settings, metrics)
-    result = await classify(image[None], client, metrics, pin, request_id)
+    image = await normalised_upload(file, call)
+    result = await classify(image[None], call, pin)
     return PredictResponse(
-        **prediction_fields(result.probabilities[0], result.model_version, metrics),  # type: ignore[arg-type]
+        **prediction_fields(result.probabilities[0], result.model_version, call.metrics),  # type: ignore[arg-type]
         model_version=str(result.model_version),
         normalized_image=png_data_url(image) if include_image else None,
     )
@@ -170,32 +163,29 @@ async def predict_batch(
     files: Annotated[
         list[UploadFile], File(description="Several digit images, one upstream call.")
     ],
-    settings: SettingsDep,
-    client: ServingClientDep,
-    metrics: MetricsDep,
-    request_id: RequestIdDep,
+    call: CallDep,
     pin: PinDep,
     include_image: IncludeImage = False,
 ) -> BatchPredictResponse:
     """Classify several digits in one call to the model server."""
-    if len(files) > settings.max_batch:
+    if len(files) > call.settings.max_batch:
         raise BadRequestParameters(
-            f"{len(files)} files is more than the {settings.max_batch} allowed per batch; "
+            f"{len(files)} files is more than the {call.settings.max_batch} allowed per batch; "
             "split the batch."
         )
     images = []
     for index, upload in enumerate(files):
         try:
-            images.append(await normalised_upload(upload, settings, metrics))
+            images.append(await normalised_upload(upload, call))
         except GatewayError as exc:
             # Same status, but say which file: the rest of the batch was fine.
             exc.detail = f"File {index} ({upload.filename or 'unnamed'}): {exc.detail}"
             raise
-    result = await classify(np.stack(images), client, metrics, pin, request_id)
+    result = await classify(np.stack(images), call, pin)
     return BatchPredictResponse(
         predictions=[
             BatchItem(
-                **prediction_fields(row, result.model_version, metrics),  # type: ignore[arg-type]
+                **prediction_fields(row, result.model_version, call.metrics),  # type: ignore[arg-type]
                 filename=upload.filename,
                 normalized_image=png_data_url(image) if include_image else None,
             )

@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from gateway.deps import SettingsDep
+from gateway.deps import CallDep
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(tags=["ui"])
@@ -17,8 +17,9 @@ class UiSettings(BaseModel):
 
 
 @router.get("/ui/settings", response_model=UiSettings)
-async def ui_settings(settings: SettingsDep) -> UiSettings:
+async def ui_settings(call: CallDep) -> UiSettings:
     """What the page needs to know: whether to ask for an API key, how big uploads may be."""
+    settings = call.settings
     return UiSettings(
         api_key_required=bool(settings.api_keys), max_upload_bytes=settings.max_upload_bytes
     )

@@ -11,6 +11,8 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,7 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.digit_images import draw_digit, encode
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -158,6 +160,30 @@ def test_e2e_hundred_files_in_one_batch_is_refused(shared_stack: Stack) -> None:
 
     assert response.status_code == 422
     assert "more than the 64 allowed" in response.json()["detail"]
+
+
+def test_e2e_gateway_workers_answer_and_report_metrics_together(
+    shared_stack: Stack, tmp_path: Path
+) -> None:
+    front = gateway(shared_stack.serving.url, free_port(), tmp_path / "gateway.log")
+    front.command += ["--workers", "2"]
+    png = drawing(3)
+
+    def post(_: int) -> int:
+        files = {"file": ("three.png", png, "image/png")}
+        return httpx.post(f"{front.url}/predict", files=files, timeout=30).status_code
+
+    try:
+        front.start()
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(post, range(40)))
+        scrape = httpx.get(f"{front.url}/metrics", timeout=10).text
+    finally:
+        front.stop()
+
+    assert statuses == [200] * 40
+    # Whichever worker answers the scrape reports the requests of both.
+    assert 'gateway_requests_total{method="POST",route="/predict",status="200"} 40.0' in scrape
 
 
 @contextlib.contextmanager
