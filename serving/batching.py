@@ -58,10 +58,13 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._free_threads = asyncio.Semaphore(params.num_batch_threads)
         self._running: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_forever())
 
     async def submit(self, inputs: Tensors) -> Tensors:
         """Run `inputs` (each with the batch dimension first) through the model."""
+        if self._closing:
+            raise RuntimeError("this batcher is closed; its servable has been unloaded")
         rows = next(iter(inputs.values())).shape[0]
         task = _Task(inputs, rows, asyncio.get_running_loop().create_future())
         self._queue.append(task)
@@ -70,6 +73,8 @@ class Batcher:
 
     async def _next_task(self, timeout: float | None) -> _Task | None:
         while not self._queue:
+            if self._closing:
+                return None
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
@@ -79,7 +84,8 @@ class Batcher:
 
     async def _collect(self) -> list[_Task]:
         first = await self._next_task(None)
-        assert first is not None
+        if first is None:
+            return []  # closing, and nothing left to serve
         batch, rows = [first], first.rows
         # Idle model: run now. Busy model: a little wait fills this batch further.
         timeout = self._params.batch_timeout_s if self._running else 0.0
@@ -102,6 +108,9 @@ class Batcher:
         while True:
             await self._free_threads.acquire()
             batch = await self._collect()
+            if not batch:
+                self._free_threads.release()
+                return
             running = asyncio.create_task(self._run(batch))
             self._running.add(running)
             running.add_done_callback(self._running.discard)
@@ -155,10 +164,10 @@ class Batcher:
                 task.future.set_result(result)
 
     async def close(self) -> None:
-        """Finish running batches, then stop taking new ones."""
-        if self._running:
+        """Serve every request already queued, then stop. Callers stop submitting first:
+        a retired version's queue is drained, never dropped, so a swap fails no request."""
+        self._closing = True
+        self._wakeup.set()
+        await self._loop_task
+        while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        self._loop_task.cancel()
-        for task in self._queue:
-            if not task.future.done():
-                task.future.set_exception(RuntimeError("server is shutting down"))
