@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid gateway settings: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1:
+        # The workers share one listening socket; without this, libuv's accept loop lets
+        # whichever worker wakes first take a whole burst of new connections.
+        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     metrics_dir = None
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
         # Workers inherit this before they import prometheus_client: /metrics sums them all.
