@@ -29,4 +29,4 @@ lint: setup
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .venv-deploy .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-deploy .venv-serving-image .pytest_cache .mypy_cache .ruff_cache

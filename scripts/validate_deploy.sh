@@ -21,8 +21,10 @@ check() {
 }
 
 # kubernetes-validate stops at the first error of each object: run it file by file so
-# every file's problems are reported.
-for manifest in k8s/*.yaml; do
+# every file's problems are reported. k8s/*/ holds alternatives (e.g. k8s/storage/) that
+# `kubectl apply -f k8s/` does not apply; they are validated all the same.
+for manifest in k8s/*.yaml k8s/*/*.yaml; do
+  [ -e "$manifest" ] || continue
   check "kubernetes-validate $manifest" "$B/kubernetes-validate" --strict --quiet \
     -k "$KUBERNETES_VERSION" "$manifest"
 done

@@ -115,7 +115,8 @@ def test_k8s_hpas_target_existing_deployments() -> None:
 def test_k8s_gateway_matches_the_original_design() -> None:
     deployment = named("Deployment", "gateway")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert deployment["spec"]["replicas"] == 3
+    # 3 replicas at least: the HPA's floor (the Deployment itself sets none, see below).
+    assert named("HorizontalPodAutoscaler", "gateway")["spec"]["minReplicas"] == 3
     assert container["resources"]["limits"] == {"cpu": "1", "memory": "1Gi"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -151,6 +152,8 @@ def test_k8s_models_claim_is_read_only_for_readers() -> None:
 def test_k8s_network_policy_admits_only_gateway_and_internal_callers() -> None:
     policy = named("NetworkPolicy", "tf-serving-ingress")
     assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "tf-serving"}
+    # Two rules: callers (both ports), then metrics scrapers (REST only, tested below).
+    assert len(policy["spec"]["ingress"]) == 2
     sources = [peer["podSelector"]["matchLabels"] for peer in policy["spec"]["ingress"][0]["from"]]
     assert sources == [
         {"app.kubernetes.io/name": "gateway"},
@@ -190,9 +193,13 @@ def test_tf_serving_config_files_are_the_same_everywhere() -> None:
     data = named("ConfigMap", "tf-serving-config")["data"]
     for name in ("models.config", "batching.config", "monitoring.config"):
         assert data[name] == (ROOT / "serving" / name).read_text(), name
-    volumes = compose()["services"]["tf-serving"]["volumes"]
-    for name in ("models.config", "batching.config", "monitoring.config"):
-        assert f"./serving/{name}:/etc/tf-serving/{name}:ro" in volumes
+    # Compose mounts the folder holding them at the path the flags name.
+    assert "./serving:/etc/tf-serving:ro" in compose()["services"]["tf-serving"]["volumes"]
+    for flag in tf_serving_flags():
+        if flag.endswith(".config"):
+            path = flag.split("=", 1)[1]
+            assert path.startswith("/etc/tf-serving/"), flag
+            assert (ROOT / "serving" / path.removeprefix("/etc/tf-serving/")).is_file(), flag
 
 
 def test_model_name_paths_ports_and_tags_agree() -> None:

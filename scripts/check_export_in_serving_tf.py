@@ -1,0 +1,568 @@
+#!/usr/bin/env python3
+"""Load a published model the way the pinned tensorflow/serving image does, with the
+TensorFlow version inside that image, and run it.
+
+TF Serving loads a version with the TF1 session loader (SavedModelBundle: the "serve"
+MetaGraph, its variables and init op, then signatures run by tensor name) and replays
+assets.extra/tf_serving_warmup_requests before it marks the version AVAILABLE. Training
+may run a newer TensorFlow than the image's; an op or attribute the older runtime does not
+know makes the load fail there. This script does the same steps with that TensorFlow:
+
+1. loads the newest integer version under --model-dir with
+   tf.compat.v1.saved_model.loader.load(sess, ["serve"], path);
+2. checks the signatures `serving_default` (input `image`, float32 [-1, 28, 28, 1]) and
+   `predict_image_bytes` (input `image_bytes`, string [-1]), each answering
+   `probabilities` float32 [-1, 10], `digit` int64 [-1] and `confidence` float32 [-1];
+3. runs both, by the tensor names in the MetaGraph's signature_def, on a digit drawn here
+   (a 28x28 float image; PNG and JPEG bytes), and checks shapes, dtypes, that the
+   probabilities sum to one and that digit and confidence agree with them;
+4. replays every record of the warm-up file, whatever signature it names, with TF
+   Serving's rules (PredictionLog records, predict_log only, at most 1000 records, the
+   request's inputs exactly the signature's, dtypes equal, output_filter names known).
+
+Any failure exits non-zero with a message that says what failed.
+
+It runs in its own virtual environment (.venv-serving-image/, or $SERVING_IMAGE_VENV) with
+tensorflow-cpu at the version pinned in requirements-serving-image-tf.txt and
+tensorflow-serving-api at the same version (installed with --no-deps). The environment is
+created on first use and again whenever that file is newer than its stamp; then the
+script re-runs itself inside it. Any python3 can start it:
+
+    python3 scripts/check_export_in_serving_tf.py --model-dir models/mnist [--expect-digit 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENTS = ROOT / "requirements-serving-image-tf.txt"
+DEFAULT_VENV = ROOT / ".venv-serving-image"
+STAMP_NAME = ".installed"
+INSIDE_MARKER = "CHECK_EXPORT_IN_SERVING_TF_INSIDE"
+
+SIGNATURE_IMAGE = "serving_default"
+SIGNATURE_IMAGE_BYTES = "predict_image_bytes"
+INPUT_IMAGE = "image"
+INPUT_IMAGE_BYTES = "image_bytes"
+OUTPUTS = ("probabilities", "digit", "confidence")
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+PREDICT_METHOD = "tensorflow/serving/predict"
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
+
+
+class CheckFailed(Exception):
+    """A check failed; the message says which and why."""
+
+
+# --------------------------------------------------------------------------------------
+# The virtual environment (standard library only: this part runs in any python3).
+
+
+def pinned_tf_version() -> str:
+    match = re.search(r"^tensorflow-cpu==(\S+)", REQUIREMENTS.read_text(), flags=re.MULTILINE)
+    if not match:
+        raise SystemExit(f"{REQUIREMENTS.name} pins no tensorflow-cpu==X")
+    return match.group(1)
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_venv(venv: Path) -> None:
+    """Create or refresh the environment when its stamp is missing or older than the pins."""
+    stamp = venv / STAMP_NAME
+    if stamp.exists() and stamp.stat().st_mtime >= REQUIREMENTS.stat().st_mtime:
+        return
+    version = pinned_tf_version()
+    print(f"==> Installing tensorflow-cpu=={version} into {venv}", file=sys.stderr, flush=True)
+    pip = [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        # Keep the environment out of version control without touching .gitignore.
+        (venv / ".gitignore").write_text("*\n")
+        subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
+        # The protos of PredictionLog; the package asks for the `tensorflow` wheel, which
+        # tensorflow-cpu already provides, hence --no-deps.
+        subprocess.run([*pip, "--no-deps", f"tensorflow-serving-api=={version}"], check=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"could not set up {venv}: {exc}") from exc
+    stamp.touch()
+
+
+def reexec_in_venv(venv: Path) -> None:
+    ensure_venv(venv)
+    env = {**os.environ, INSIDE_MARKER: "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    python = str(venv_python(venv))
+    os.execve(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+
+
+# --------------------------------------------------------------------------------------
+# Digits drawn with numpy alone: anti-aliased strokes between points on a unit square.
+
+# A "1": one slightly slanted stroke, as MNIST writers draw it.
+ONE = [[(0.55, 0.05), (0.45, 0.95)]]
+
+
+def draw_strokes(size: int, strokes: list[list[tuple[float, float]]], width: float) -> Any:
+    """Ink in [0, 1] on a size x size canvas; (x, y) points in [0, 1], y downwards."""
+    import numpy as np
+
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    distance = np.full((size, size), np.inf)
+    for stroke in strokes:
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+            ax, ay, bx, by = x0 * size, y0 * size, x1 * size, y1 * size
+            dx, dy = bx - ax, by - ay
+            t = np.clip(((xs - ax) * dx + (ys - ay) * dy) / max(dx * dx + dy * dy, 1e-9), 0, 1)
+            distance = np.minimum(distance, np.hypot(xs - (ax + t * dx), ys - (ay + t * dy)))
+    return np.clip(width / 2 + 0.5 - distance, 0.0, 1.0)
+
+
+def mnist_like_one() -> Any:
+    """A float32 [28, 28, 1] "1", white on black, inside the central 20x20 box like MNIST."""
+    import numpy as np
+
+    ink = draw_strokes(20, ONE, width=2.5)
+    image = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    image[4:24, 4:24] = ink
+    return image[..., None]
+
+
+def paper_one(size: int = 200) -> Any:
+    """A uint8 [size, size, 1] "1" in dark ink on light paper, like a scan or a photo."""
+    import numpy as np
+
+    ink = draw_strokes(size, [[(0.55, 0.2), (0.47, 0.8)]], width=size / 18)
+    return (235 - 215 * ink).round().astype(np.uint8)[..., None]
+
+
+# --------------------------------------------------------------------------------------
+# Loading and running, as TF Serving's SavedModelBundle does.
+
+
+def newest_version(model_dir: Path) -> Path:
+    if not model_dir.is_dir():
+        raise CheckFailed(f"--model-dir {model_dir} is not a folder")
+    versions = [
+        p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0
+    ]
+    if not versions:
+        raise CheckFailed(f"no integer version folder under {model_dir}")
+    return max(versions, key=lambda p: int(p.name))
+
+
+def shape_of(tensor_info: Any) -> list[int] | None:
+    if tensor_info.tensor_shape.unknown_rank:
+        return None
+    return [dim.size for dim in tensor_info.tensor_shape.dim]
+
+
+def check_signature(
+    signature_defs: Any, name: str, input_name: str, input_dtype: Any, input_shape: list[int]
+) -> Any:
+    import tensorflow as tf
+
+    if name not in signature_defs:
+        raise CheckFailed(f"signature {name!r} missing; the MetaGraph has {sorted(signature_defs)}")
+    signature = signature_defs[name]
+    if signature.method_name != PREDICT_METHOD:
+        raise CheckFailed(
+            f"signature {name!r} has method_name {signature.method_name!r}, not {PREDICT_METHOD!r}"
+        )
+    if set(signature.inputs) != {input_name}:
+        raise CheckFailed(
+            f"signature {name!r} inputs are {sorted(signature.inputs)}, not [{input_name!r}]"
+        )
+    info = signature.inputs[input_name]
+    if info.dtype != input_dtype.as_datatype_enum or shape_of(info) != input_shape:
+        raise CheckFailed(
+            f"signature {name!r} input {input_name!r} is {tf.as_dtype(info.dtype).name} "
+            f"{shape_of(info)}, not {input_dtype.name} {input_shape}"
+        )
+    expected = {
+        "probabilities": (tf.float32, [-1, NUM_CLASSES]),
+        "digit": (tf.int64, [-1]),
+        "confidence": (tf.float32, [-1]),
+    }
+    if set(signature.outputs) != set(expected):
+        raise CheckFailed(
+            f"signature {name!r} outputs are {sorted(signature.outputs)}, not {sorted(expected)}"
+        )
+    for key, (dtype, shape) in expected.items():
+        info = signature.outputs[key]
+        if info.dtype != dtype.as_datatype_enum or shape_of(info) != shape:
+            raise CheckFailed(
+                f"signature {name!r} output {key!r} is {tf.as_dtype(info.dtype).name} "
+                f"{shape_of(info)}, not {dtype.name} {shape}"
+            )
+    return signature
+
+
+def run_signature(
+    session: Any, signature: Any, feeds: dict[str, Any], outputs: list[str] | None = None
+) -> dict[str, Any]:
+    """Feed by the signature's tensor names and fetch its outputs (all, or `outputs`)."""
+    aliases = outputs or sorted(signature.outputs)
+    fetches = [signature.outputs[alias].name for alias in aliases]
+    feed_dict = {signature.inputs[alias].name: value for alias, value in feeds.items()}
+    values = session.run(fetches, feed_dict=feed_dict)
+    return dict(zip(aliases, values, strict=True))
+
+
+def check_answer(name: str, answer: dict[str, Any], batch: int) -> None:
+    import numpy as np
+
+    probabilities, digit, confidence = (answer[key] for key in OUTPUTS)
+    for key, value, dtype, shape in (
+        ("probabilities", probabilities, np.float32, (batch, NUM_CLASSES)),
+        ("digit", digit, np.int64, (batch,)),
+        ("confidence", confidence, np.float32, (batch,)),
+    ):
+        if value.dtype != dtype or value.shape != shape:
+            raise CheckFailed(
+                f"{name}: output {key!r} came back {value.dtype} {value.shape}, "
+                f"not {np.dtype(dtype)} {shape}"
+            )
+    if not np.all(np.isfinite(probabilities)) or probabilities.min() < 0 or probabilities.max() > 1:
+        raise CheckFailed(f"{name}: probabilities outside [0, 1]: {probabilities}")
+    if not np.allclose(probabilities.sum(axis=-1), 1.0, atol=1e-3):
+        raise CheckFailed(f"{name}: probabilities sum to {probabilities.sum(axis=-1)}, not 1")
+    if not np.array_equal(digit, probabilities.argmax(axis=-1)):
+        raise CheckFailed(f"{name}: digit {digit} is not the argmax of the probabilities")
+    if not np.allclose(confidence, probabilities.max(axis=-1), atol=1e-6):
+        raise CheckFailed(f"{name}: confidence {confidence} is not the largest probability")
+
+
+def encoded_paper_one() -> tuple[bytes, bytes]:
+    """The paper "1" as PNG and JPEG bytes (encoded eagerly, outside the model's graph)."""
+    import tensorflow as tf
+
+    paper = paper_one()
+    return tf.io.encode_png(paper).numpy(), tf.io.encode_jpeg(paper, quality=90).numpy()
+
+
+def check_drawn_digit(
+    session: Any, signature_defs: Any, encoded: tuple[bytes, bytes], expect_digit: int | None
+) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    images = check_signature(
+        signature_defs, SIGNATURE_IMAGE, INPUT_IMAGE, tf.float32, [-1, IMAGE_SIZE, IMAGE_SIZE, 1]
+    )
+    bytes_signature = check_signature(
+        signature_defs, SIGNATURE_IMAGE_BYTES, INPUT_IMAGE_BYTES, tf.string, [-1]
+    )
+
+    batch = np.stack([mnist_like_one(), np.zeros((IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)])
+    answer = run_signature(session, images, {INPUT_IMAGE: batch})
+    check_answer(SIGNATURE_IMAGE, answer, batch=2)
+    float_digit = int(answer["digit"][0])
+    print(
+        f"    {SIGNATURE_IMAGE}: drawn 1 -> {float_digit} "
+        f"(confidence {answer['confidence'][0]:.3f})"
+    )
+
+    answer = run_signature(
+        session, bytes_signature, {INPUT_IMAGE_BYTES: np.array(list(encoded), dtype=object)}
+    )
+    check_answer(SIGNATURE_IMAGE_BYTES, answer, batch=2)
+    bytes_digits = [int(d) for d in answer["digit"]]
+    print(
+        f"    {SIGNATURE_IMAGE_BYTES}: drawn 1 as PNG -> {bytes_digits[0]}, "
+        f"as JPEG -> {bytes_digits[1]} "
+        f"(confidence {answer['confidence'][0]:.3f}, {answer['confidence'][1]:.3f})"
+    )
+    if expect_digit is not None and [float_digit, *bytes_digits] != [expect_digit] * 3:
+        raise CheckFailed(
+            f"the drawn digit was classified {float_digit} (float image), {bytes_digits[0]} (PNG), "
+            f"{bytes_digits[1]} (JPEG); --expect-digit {expect_digit}"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Warm-up records: TFRecord of tensorflow.serving.PredictionLog.
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise CheckFailed("truncated protobuf varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, int, Any]]:
+    """(field number, wire type, value) of one protobuf message, values undecoded."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        value: int | bytes
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = data[pos : pos + 8], pos + 8
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = data[pos : pos + length], pos + length
+        elif wire == 5:
+            value, pos = data[pos : pos + 4], pos + 4
+        else:
+            raise CheckFailed(f"unsupported protobuf wire type {wire}")
+        if pos > len(data):
+            raise CheckFailed("truncated protobuf message")
+        out.append((number, wire, value))
+    return out
+
+
+# PredictionLog's oneof log_type (tensorflow_serving/apis/prediction_log.proto).
+LOG_TYPES = {
+    2: "classify_log",
+    3: "regress_log",
+    4: "multi_inference_log",
+    5: "session_run_log",
+    6: "predict_log",
+    7: "predict_streamed_log",
+}
+
+
+def parse_warmup_record(record: bytes) -> tuple[str, str, dict[str, Any], list[str]]:
+    """(log type, signature name, inputs as TensorProto, output_filter) of one record.
+
+    With tensorflow-serving-api importable it parses with prediction_log_pb2; otherwise it
+    reads the few fields it needs from the wire format (PredictionLog.predict_log = 6,
+    PredictLog.request = 1, PredictRequest.model_spec = 1 / inputs = 2 / output_filter = 3,
+    ModelSpec.signature_name = 3).
+    """
+    from tensorflow.core.framework import tensor_pb2
+
+    try:
+        from tensorflow_serving.apis import prediction_log_pb2
+    except ImportError:
+        prediction_log_pb2 = None
+    if prediction_log_pb2 is not None:
+        log = prediction_log_pb2.PredictionLog()
+        try:
+            log.ParseFromString(record)
+        except Exception as exc:
+            raise CheckFailed(f"not a PredictionLog: {exc}") from exc
+        kind = log.WhichOneof("log_type") or "none"
+        if kind != "predict_log":
+            return kind, "", {}, []
+        request = log.predict_log.request
+        return (
+            kind,
+            request.model_spec.signature_name,
+            dict(request.inputs),
+            list(request.output_filter),
+        )
+
+    kinds = [
+        LOG_TYPES.get(number, f"field {number}") for number, _, _ in _fields(record) if number != 1
+    ]
+    if kinds != ["predict_log"]:
+        return (kinds[-1] if kinds else "none"), "", {}, []
+    (predict_log,) = [value for number, _, value in _fields(record) if number == 6]
+    requests = [value for number, _, value in _fields(predict_log) if number == 1]
+    signature, inputs, output_filter = "", {}, []
+    for number, _, value in _fields(requests[-1] if requests else b""):
+        if number == 1:
+            for spec_number, _, spec_value in _fields(value):
+                if spec_number == 3:
+                    signature = spec_value.decode()
+        elif number == 2:
+            entry = dict((n, v) for n, _, v in _fields(value))
+            tensor = tensor_pb2.TensorProto()
+            tensor.ParseFromString(entry.get(2, b""))
+            inputs[entry.get(1, b"").decode()] = tensor
+        elif number == 3:
+            output_filter.append(value.decode())
+    return "predict_log", signature, inputs, output_filter
+
+
+def read_warmup_records(version_dir: Path) -> list[bytes] | None:
+    """The warm-up file's records (read eagerly, outside the model's graph), or None."""
+    import tensorflow as tf
+
+    path = version_dir / WARMUP_FILE
+    if not path.exists():
+        return None
+    try:
+        records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    except tf.errors.OpError as exc:
+        raise CheckFailed(f"{path} is not a readable TFRecord file: {exc.message}") from exc
+    if not records:
+        # TF Serving loads such a version, just without warming it up.
+        print(f"    WARNING: {path} holds no record: nothing to warm up")
+    if len(records) > MAX_WARMUP_RECORDS:
+        raise CheckFailed(
+            f"{path} has {len(records)} records, more than TF Serving's maximum "
+            f"{MAX_WARMUP_RECORDS}: it would refuse to load the version"
+        )
+    return records
+
+
+def replay_warmup(session: Any, signature_defs: Any, records: list[bytes] | None) -> int:
+    import tensorflow as tf
+
+    if records is None:
+        print(f"    no {WARMUP_FILE}: TF Serving loads without warm-up")
+        return 0
+    for count, record in enumerate(records, start=1):
+        where = f"warm-up record {count}"
+        try:
+            kind, signature_name, inputs, output_filter = parse_warmup_record(record)
+        except CheckFailed as exc:
+            raise CheckFailed(f"{where} does not parse: {exc}") from exc
+        if kind != "predict_log":
+            raise CheckFailed(
+                f"{where} is a {kind}; only predict_log records are expected for this model"
+            )
+        signature_name = signature_name or SIGNATURE_IMAGE
+        if signature_name not in signature_defs:
+            raise CheckFailed(f'{where}: Serving signature key "{signature_name}" not found')
+        signature = signature_defs[signature_name]
+        if set(inputs) != set(signature.inputs):
+            raise CheckFailed(
+                f"{where} ({signature_name}): inputs {sorted(inputs)} do not match "
+                f"the signature's {sorted(signature.inputs)}"
+            )
+        unknown = [alias for alias in output_filter if alias not in signature.outputs]
+        if unknown or len(set(output_filter)) != len(output_filter):
+            raise CheckFailed(f"{where} ({signature_name}): bad output_filter {output_filter}")
+        feeds = {}
+        batch = None
+        for alias, proto in inputs.items():
+            expected = signature.inputs[alias].dtype
+            if proto.dtype != expected:
+                raise CheckFailed(
+                    f"{where} ({signature_name}): input {alias!r} is "
+                    f"{tf.as_dtype(proto.dtype).name}, "
+                    f"the signature expects {tf.as_dtype(expected).name}"
+                )
+            feeds[alias] = tf.make_ndarray(proto)
+            batch = feeds[alias].shape[0] if feeds[alias].ndim else None
+        try:
+            answer = run_signature(session, signature, feeds, output_filter or None)
+        except tf.errors.OpError as exc:
+            raise CheckFailed(f"{where} ({signature_name}) failed to run: {exc.message}") from exc
+        if set(answer) == set(OUTPUTS) and batch is not None:
+            check_answer(f"{where} ({signature_name})", answer, batch)
+        for alias, value in answer.items():  # with an output_filter: what was asked for
+            if batch is not None and (value.ndim == 0 or value.shape[0] != batch):
+                raise CheckFailed(
+                    f"{where} ({signature_name}): output {alias!r} has shape {value.shape} "
+                    f"for a batch of {batch}"
+                )
+        shapes = ", ".join(
+            f"{alias} {value.dtype}{list(value.shape)}" for alias, value in feeds.items()
+        )
+        print(f"    {where}: {signature_name}, inputs {shapes}: ok")
+    return len(records)
+
+
+def check(version_dir: Path, expect_digit: int | None) -> None:
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # the TF1 loader's deprecation notices
+
+    print(f"==> {version_dir} with TensorFlow {tf.__version__} (TF1 session loader, tag 'serve')")
+    encoded = encoded_paper_one()
+    records = read_warmup_records(version_dir)
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        try:
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
+        except Exception as exc:  # any load error is the finding
+            raise CheckFailed(
+                f"TensorFlow {tf.__version__} cannot load {version_dir}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        signature_defs = meta_graph.signature_def
+        print(f"    loaded; signatures: {', '.join(sorted(signature_defs))}")
+        try:
+            check_drawn_digit(session, signature_defs, encoded, expect_digit)
+        except tf.errors.OpError as exc:
+            raise CheckFailed(f"running a signature failed: {exc.message}") from exc
+        replayed = replay_warmup(session, signature_defs, records)
+    print(
+        f"==> OK: loads and runs in TensorFlow {tf.__version__}; "
+        f"{replayed} warm-up record(s) replayed"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        required=True,
+        help="base path of integer versions, e.g. models/mnist",
+    )
+    parser.add_argument("--version", type=int, help="check this version instead of the newest")
+    parser.add_argument(
+        "--expect-digit",
+        type=int,
+        choices=range(10),
+        help="also require the drawn digit (a 1) to be classified as this",
+    )
+    parser.add_argument(
+        "--venv",
+        type=Path,
+        default=Path(os.environ.get("SERVING_IMAGE_VENV", DEFAULT_VENV)),
+        help="the environment to run in (default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-venv", action="store_true", help="run in this interpreter, whatever its TensorFlow"
+    )
+    args = parser.parse_args(argv)
+
+    if not args.no_venv and not os.environ.get(INSIDE_MARKER):
+        reexec_in_venv(args.venv.resolve())  # does not return
+
+    import tensorflow as tf
+
+    wanted = pinned_tf_version()
+    if tf.__version__ != wanted:
+        message = (
+            f"this runs TensorFlow {tf.__version__}, "
+            f"but the serving image's is {wanted} ({REQUIREMENTS.name})"
+        )
+        if not args.no_venv:
+            print(f"FAILED: {message}", file=sys.stderr)
+            return 1
+        print(f"warning: {message}", file=sys.stderr)
+    try:
+        version_dir = (
+            args.model_dir / str(args.version) if args.version else newest_version(args.model_dir)
+        )
+        if not version_dir.is_dir():
+            raise CheckFailed(f"no version folder {version_dir}")
+        check(version_dir, args.expect_digit)
+    except CheckFailed as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
