@@ -27,8 +27,39 @@ MIN_CONTRAST = 40.0
 # The darkest stroke must stand out from pixel noise by this factor: random noise has plenty
 # of contrast but no more than a few times its own spread.
 MIN_SIGNAL_TO_NOISE = 5.0
-# Ink covering more than this fraction of the image is a filled area or noise, not a digit.
-MAX_INK_FRACTION = 0.45
+
+# What one digit looks like, measured on the ink mask (ink >= INK_THRESHOLD) at work size.
+# Tuned on uploads made from held-back training digits and on generated non-digits
+# (bench/recognition_sets.py); the report uses other sets.
+# Ink whose longer side spans fewer original pixels than this, or less than this share of
+# the image, is a speck, not a digit.
+MIN_DIGIT_PIXELS = 10
+MIN_DIGIT_SPAN = 0.02
+# Ink this many times wider than tall is several digits, a word or a line, not one digit.
+MAX_DIGIT_WIDTH_RATIO = 2.5
+# Empty columns split the ink into parts; parts holding this share of the ink each count.
+# Two such parts side by side in a box wider than tall, or three anywhere, are several marks.
+MIN_PART_SHARE = 0.1
+# Rows: four or more bands each holding this share of the ink are a pattern (stripes, lines).
+MIN_BAND_SHARE = 0.05
+MAX_BANDS = 3
+# Ink entering the image's border this many separate times is a texture running off the frame.
+MAX_BORDER_RUNS = 6
+# Pen strokes are thin against the digit's size: ink that survives an erosion by a square of
+# half-side CORE_WIDE of the ink's longer side is a filled area (a blot, a shape, a shadow).
+CORE_WIDE = 0.12
+MAX_CORE_WIDE = 0.35
+# A milder erosion (CORE_NARROW) tells filled areas that are big, dense blocks...
+CORE_NARROW = 0.08
+MAX_CORE_NARROW_DENSE = 0.44
+DENSE_BOX_FILL = 0.77
+DENSE_MIN_SPAN = 0.2
+# ...or shading that runs along the image's border.
+MAX_CORE_NARROW_AT_BORDER = 0.42
+BORDER_COVER = 0.3
+# Below this many work pixels the erosions are too coarse to tell a bold pen from a blot:
+# small ink is not judged filled.
+MIN_CORE_TEST_PIXELS = 24
 
 SIGNATURE_IMAGE = "serving_default"
 SIGNATURE_IMAGE_BYTES = "predict_image_bytes"

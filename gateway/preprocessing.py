@@ -12,13 +12,28 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from contract import (
+    BORDER_COVER,
     CENTRE_OF_MASS,
+    CORE_NARROW,
+    CORE_WIDE,
+    DENSE_BOX_FILL,
+    DENSE_MIN_SPAN,
     DIGIT_BOX,
     IMAGE_SIZE,
     INK_FLOOR,
     INK_THRESHOLD,
-    MAX_INK_FRACTION,
+    MAX_BANDS,
+    MAX_BORDER_RUNS,
+    MAX_CORE_NARROW_AT_BORDER,
+    MAX_CORE_NARROW_DENSE,
+    MAX_CORE_WIDE,
+    MAX_DIGIT_WIDTH_RATIO,
+    MIN_BAND_SHARE,
     MIN_CONTRAST,
+    MIN_CORE_TEST_PIXELS,
+    MIN_DIGIT_PIXELS,
+    MIN_DIGIT_SPAN,
+    MIN_PART_SHARE,
     MIN_SIGNAL_TO_NOISE,
     WORK_SIZE,
 )
@@ -118,8 +133,9 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
     aspect ratio, and placed so its centre of mass is at the centre of the frame.
 
     Raises:
-        NoDigitFound: the image is blank, uniform, or ink covers too much of it to be a digit.
+        NoDigitFound: the image is blank, uniform or noise, or its ink is not one digit.
     """
+    scale = _work_factor(image.size)
     pixels = np.asarray(_reduce_to_work_size(image), dtype=np.float32)
     border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
     background = float(np.sort(border)[border.size // 2])
@@ -139,16 +155,80 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
         )
     ink = np.clip((pixels - background) / contrast, 0.0, 1.0)
     mask = ink >= INK_THRESHOLD
-    if mask.mean() > MAX_INK_FRACTION:
-        raise NoDigitFound(
-            "No digit found: ink or noise covers most of the image; send a single digit "
-            "on a plain background."
-        )
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    reason = not_one_digit(mask, mask[top:bottom, left:right], scale)
+    if reason:
+        raise NoDigitFound(f"No digit found: {reason}")
+    crop = ink[top:bottom, left:right]
     crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))
+
+
+def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | None:
+    """Why the ink is not one digit, or None when it may be. `mask` is the whole image's
+    ink at work size, `box` its bounding box, `scale` the upload's pixels per work pixel.
+    The SavedModel's graph decides the same way."""
+    height, width = box.shape
+    longer = max(height, width)
+    total = int(box.sum())
+    if longer * scale < MIN_DIGIT_PIXELS or longer < MIN_DIGIT_SPAN * max(mask.shape):
+        return "the marks are too small to be a digit; draw the digit larger."
+    if width >= MAX_DIGIT_WIDTH_RATIO * height:
+        return _ONE_DIGIT_PER_IMAGE
+    parts = _band_ink(box.sum(axis=0))
+    big_parts = int((parts >= MIN_PART_SHARE * total).sum())
+    if big_parts >= 3 or (big_parts == 2 and width >= height):
+        return _ONE_DIGIT_PER_IMAGE
+    bands = int((_band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * total).sum())
+    ring = np.concatenate([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]])
+    runs_in = int((ring & ~np.roll(ring, 1)).sum())
+    if bands > MAX_BANDS or runs_in > MAX_BORDER_RUNS:
+        return "the image shows a pattern or texture; send one digit on a plain background."
+    core_wide = _core_share(box, CORE_WIDE * longer, total)
+    core_narrow = _core_share(box, CORE_NARROW * longer, total)
+    dense = total >= DENSE_BOX_FILL * box.size and longer >= DENSE_MIN_SPAN * max(mask.shape)
+    if longer >= MIN_CORE_TEST_PIXELS and (
+        core_wide >= MAX_CORE_WIDE
+        or (dense and core_narrow >= MAX_CORE_NARROW_DENSE)
+        or (ring.mean() >= BORDER_COVER and core_narrow >= MAX_CORE_NARROW_AT_BORDER)
+    ):
+        return (
+            "the ink is a filled area or a shadow, not pen strokes; draw the digit with a pen "
+            "on a plain, evenly lit background."
+        )
+    return None
+
+
+_ONE_DIGIT_PER_IMAGE = (
+    "the ink looks like several digits or a line of text; send one digit per image "
+    "(several images go to /predict/batch)."
+)
+
+
+def _band_ink(profile: np.ndarray) -> np.ndarray:
+    """Ink per band of a profile (ink per column or row) split at its empty entries."""
+    inked = profile > 0
+    starts = inked & ~np.concatenate([[False], inked[:-1]])
+    band = np.cumsum(starts) - 1
+    return np.bincount(band[inked], weights=profile[inked])
+
+
+def _core_share(box: np.ndarray, half_side: float, total: int) -> float:
+    """The share of ink whose whole (2k+1)-pixel square neighbourhood is ink: thick strokes
+    and filled areas keep a core under erosion, pen strokes of a digit do not."""
+    side = 2 * max(1, round(half_side)) + 1
+    if side > min(box.shape):
+        return 0.0
+    integral = np.pad(box.astype(np.int32).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    windows = (
+        integral[side:, side:]
+        - integral[:-side, side:]
+        - integral[side:, :-side]
+        + integral[:-side, :-side]
+    )
+    return float((windows == side * side).sum()) / max(total, 1)
 
 
 def noise_level(pixels: np.ndarray) -> float:
@@ -161,8 +241,12 @@ def noise_level(pixels: np.ndarray) -> float:
     return 1.4826 * median / math.sqrt(2.0)
 
 
+def _work_factor(size: tuple[int, int]) -> int:
+    return max(1, math.ceil(max(size) / WORK_SIZE))
+
+
 def _reduce_to_work_size(image: Image.Image) -> Image.Image:
-    factor = math.ceil(max(image.size) / WORK_SIZE)
+    factor = _work_factor(image.size)
     if factor <= 1:
         return image
     width, height = image.size

@@ -56,11 +56,12 @@ def start(
     env: dict[str, str] | None = None,
     timeout_s: float = 180,
     quiet: bool = False,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start `command` in the project folder and wait until `health_url` answers 200."""
+    """Start `command` in the project folder (or `cwd`) and wait until `health_url` answers 200."""
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=output, stderr=output
+        command, cwd=cwd or ROOT, env={**os.environ, **(env or {})}, stdout=output, stderr=output
     )
     try:
         wait_until_ok(health_url, process, timeout_s)

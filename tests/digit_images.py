@@ -59,3 +59,59 @@ def write_synthetic_npz(path: object, train: int = 2000, test: int = 400, seed: 
     x_train, y_train = synthetic_mnist(train, seed)
     x_test, y_test = synthetic_mnist(test, seed + 1)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)  # type: ignore[arg-type]
+
+
+# Bold and big digits, and images that are not one digit -----------------------------
+
+
+def bold_eight(size: int = 280) -> Image.Image:
+    """A thick marker 8 across the whole canvas: once refused as "ink covers most of it"."""
+    image = Image.new("L", (size, size), 255)
+    draw = ImageDraw.Draw(image)
+    pen = size // 9
+    draw.ellipse((size * 0.2, size * 0.03, size * 0.8, size * 0.5), outline=0, width=pen)
+    draw.ellipse((size * 0.12, size * 0.45, size * 0.88, size * 0.97), outline=0, width=pen)
+    return image
+
+
+def bold_one_bar() -> Image.Image:
+    """A 1 drawn as one fat vertical bar: solid, but thin against its height."""
+    image = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(image).rectangle((88, 20, 118, 180), fill=0)
+    return image
+
+
+def row_of_digits() -> Image.Image:
+    image = Image.new("L", (420, 140), 255)
+    for index, digit in enumerate((3, 1, 4)):
+        image.paste(
+            draw_digit(digit, size=120, stroke=4, dark_on_light=True), (10 + 135 * index, 10)
+        )
+    return image
+
+
+def filled_rectangle() -> Image.Image:
+    image = Image.new("L", (300, 240), 255)
+    ImageDraw.Draw(image).rectangle((40, 30, 250, 200), fill=30)
+    return image
+
+
+def stripes() -> Image.Image:
+    rows = np.arange(200)[:, None] + np.zeros(300)[None, :]
+    return Image.fromarray(np.where((rows // 15) % 2 == 0, 30, 230).astype(np.uint8))
+
+
+def speck() -> Image.Image:
+    image = Image.new("L", (400, 400), 240)
+    ImageDraw.Draw(image).ellipse((200, 200, 203, 203), fill=0)
+    return image
+
+
+def not_one_digit() -> dict[str, tuple[Image.Image, str]]:
+    """Images the stack must refuse, and a word of the reason it gives."""
+    return {
+        "several-digits": (row_of_digits(), "several digits"),
+        "filled-rectangle": (filled_rectangle(), "filled area"),
+        "stripes": (stripes(), "pattern"),
+        "speck-of-dust": (speck(), "too small"),
+    }

@@ -6,13 +6,22 @@ Exit codes: 0 published (or nothing to do with --if-missing), 1 below --min-accu
 """
 
 import argparse
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from contract import NUM_CLASSES
-from training.recipes import ARCHITECTURES, RECIPES
+from training.data import DataUnavailable, MnistData, holdout_size, load_mnist
+from training.recipes import ARCHITECTURES, RECIPES, Recipe
 from training.versions import existing_versions
+
+if TYPE_CHECKING:
+    import keras
 
 EXIT_BELOW_GATE = 1
 EXIT_DATA_ERROR = 2
@@ -54,6 +63,95 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@dataclass(frozen=True)
+class Splits:
+    """Scaled inputs and labels: train (maybe with its upload-like copy), holdout, test."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_holdout: np.ndarray
+    y_holdout: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def prepare(data: MnistData, upload_domain: bool, seed: int) -> Splits:
+    """Hold back the end of the train split; add the upload-like copy when the recipe asks."""
+    held = holdout_size(len(data.x_train))
+    images, labels = data.x_train[:-held], data.y_train[:-held]
+    x_train = images.astype("float32") / 255.0
+    y_train = labels
+    if upload_domain:
+        from training.domain import upload_like
+
+        started = time.monotonic()
+        redrawn = upload_like(images, seed, processes=min(2, os.cpu_count() or 1))
+        print(f"Redrew {len(images)} digits as uploads in {time.monotonic() - started:.0f} s")
+        x_train = np.concatenate([x_train, redrawn])
+        y_train = np.concatenate([labels, labels])
+    return Splits(
+        x_train[..., None],
+        y_train.astype(np.int64),
+        (data.x_train[-held:].astype("float32") / 255.0)[..., None],
+        data.y_train[-held:].astype(np.int64),
+        (data.x_test.astype("float32") / 255.0)[..., None],
+        data.y_test.astype(np.int64),
+    )
+
+
+def fit(
+    model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
+) -> dict[str, list[float]]:
+    import keras
+
+    history = model.fit(
+        splits.x_train,
+        keras.utils.to_categorical(splits.y_train, NUM_CLASSES),
+        batch_size=recipe.batch_size,
+        epochs=epochs,
+        shuffle=True,
+        # The holdout is watched for the curves; the test split stays unseen until the end.
+        validation_data=(
+            splits.x_holdout,
+            keras.utils.to_categorical(splits.y_holdout, NUM_CLASSES),
+        ),
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return dict(history.history)
+
+
+def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
+    """Test accuracy and loss with the temperature fitted on the holdout, and the
+    calibration error before and after it."""
+    from training import calibration
+
+    holdout = model.predict(splits.x_holdout, batch_size=1024, verbose=0)
+    temperature = calibration.fit_temperature(holdout, splits.y_holdout)
+    raw = model.predict(splits.x_test, batch_size=1024, verbose=0)
+    calibrated = calibration.apply_temperature(raw, temperature)
+    predicted = calibrated.argmax(axis=1)
+    picked = calibrated[np.arange(len(predicted)), splits.y_test]
+    ece_before, bins_before = calibration.reliability(raw, splits.y_test)
+    ece_after, bins_after = calibration.reliability(calibrated, splits.y_test)
+    return {
+        "accuracy": float((predicted == splits.y_test).mean()),
+        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        "predicted": predicted,
+        "temperature": temperature,
+        "calibration": {
+            "temperature": round(temperature, 5),
+            "fitted_on": "holdout",
+            "bins": calibration.ECE_BINS,
+            "test_ece_before": round(ece_before, 5),
+            "test_ece": round(ece_after, 5),
+            "test_mean_confidence": round(float(calibrated.max(axis=1).mean()), 5),
+            "reliability": bins_after,
+        },
+        "bins_before": bins_before,
+        "bins_after": bins_after,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     versions = existing_versions(args.model_dir)
@@ -63,10 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # TensorFlow takes seconds to import: only pay for it when there is work to do.
     import keras
-    import numpy as np
 
     from training import report
-    from training.data import DataUnavailable, load_mnist
     from training.export import publish
     from training.model import build_model
 
@@ -82,31 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     recipe = RECIPES[args.arch]
     epochs = args.epochs or recipe.epochs
-    x_train = (data.x_train.astype("float32") / 255.0)[..., None]
-    x_test = (data.x_test.astype("float32") / 255.0)[..., None]
-    y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
-    y_test = keras.utils.to_categorical(data.y_test, NUM_CLASSES)
-    steps_per_epoch = -(-len(x_train) // recipe.batch_size)
+    splits = prepare(data, recipe.upload_domain, args.seed)
+    steps_per_epoch = -(-len(splits.x_train) // recipe.batch_size)
     model = build_model(args.arch, steps_per_epoch, epochs)
 
     started = time.monotonic()
-    history = model.fit(
-        x_train,
-        y_train,
-        batch_size=recipe.batch_size,
-        epochs=epochs,
-        # The test split is watched for the curves only; nothing is selected on it.
-        validation_data=(x_test, y_test),
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    history = fit(model, splits, recipe, epochs)
     duration = time.monotonic() - started
 
-    probabilities = model.predict(x_test, batch_size=1024, verbose=0)
-    predicted = probabilities.argmax(axis=1)
-    accuracy = float((predicted == data.y_test).mean())
-    picked = probabilities[np.arange(len(predicted)), data.y_test.astype(np.int64)]
-    loss = float(-np.log(np.clip(picked, 1e-7, 1.0)).mean())
-    matrix = report.confusion_matrix(data.y_test, predicted)
+    result = evaluate(model, splits)
+    accuracy = float(result["accuracy"])  # type: ignore[arg-type]
+    matrix = report.confusion_matrix(splits.y_test, result["predicted"])  # type: ignore[arg-type]
     print(f"Test accuracy: {accuracy:.4f}")
     if accuracy < args.min_accuracy and not args.force:
         print(
@@ -121,22 +203,29 @@ def main(argv: list[str] | None = None) -> int:
         epochs=epochs,
         seed=args.seed,
         accuracy=accuracy,
-        loss=loss,
+        loss=float(result["loss"]),  # type: ignore[arg-type]
         matrix=matrix,
         data_source=data.source,
         data_sha256=data.sha256,
-        train_examples=len(data.x_train),
-        test_examples=len(data.x_test),
+        train_examples=len(splits.x_train),
+        holdout_examples=len(splits.x_holdout),
+        test_examples=len(splits.x_test),
         duration_s=duration,
         parameters=model.count_params(),
+        calibration=result["calibration"],  # type: ignore[arg-type]
     )
     path = publish(
         model,
         args.model_dir,
         card,
+        temperature=float(result["temperature"]),  # type: ignore[arg-type]
         extra_files={
             "confusion_matrix.png": report.confusion_matrix_png(matrix, accuracy),
-            "training_curves.png": report.training_curves_png(history.history),
+            "training_curves.png": report.training_curves_png(history),
+            "reliability_diagram.png": report.reliability_png(
+                result["bins_before"],
+                result["bins_after"],  # type: ignore[arg-type]
+            ),
         },
     )
     card["version"] = int(path.name)

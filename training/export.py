@@ -5,6 +5,7 @@ folder beside it, loaded back and checked, then renamed into place, so a polling
 never sees half a model.
 """
 
+import io
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image, ImageDraw
 
 from contract import (
     ASSETS_EXTRA_DIR,
@@ -37,7 +39,12 @@ TEMP_PREFIX = ".export-"
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
-def _outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
+def _outputs(probabilities: tf.Tensor, temperature: float) -> dict[str, tf.Tensor]:
+    # softmax(log p / T) is softmax(logits / T): the temperature fitted on held-out digits,
+    # folded in so every caller (TF Serving's REST and gRPC APIs alike) gets calibrated
+    # probabilities.
+    if temperature != 1.0:
+        probabilities = tf.nn.softmax(tf.math.log(tf.maximum(probabilities, 1e-30)) / temperature)
     return {
         OUTPUT_PROBABILITIES: probabilities,
         OUTPUT_DIGIT: tf.argmax(probabilities, axis=-1, output_type=tf.int64),
@@ -45,16 +52,17 @@ def _outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
     }
 
 
-def build_archive(model: keras.Model) -> keras.export.ExportArchive:
+def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.ExportArchive:
     """The SavedModel archive with contract 1's two signatures."""
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def classify_images(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _outputs(model(image, training=False))
+        return _outputs(model(image, training=False), temperature)
 
     def classify_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _outputs(model(normalise_encoded_images(image_bytes), training=False))
+        images = normalise_encoded_images(image_bytes)
+        return _outputs(model(images, training=False), temperature)
 
     archive.add_endpoint(
         SIGNATURE_IMAGE,
@@ -95,23 +103,42 @@ def verify_export(path: Path) -> None:
             raise ValueError(f"export at {path}: output {key!r} is {tensor!r}, not {dtype} {shape}")
     if not np.allclose(answer[OUTPUT_PROBABILITIES].numpy().sum(axis=-1), 1.0, atol=1e-3):
         raise ValueError(f"export at {path}: probabilities do not sum to one")
+    # TF Serving replays the warm-up drawing at load and refuses a model it fails on.
+    drawn = loaded.signatures[SIGNATURE_IMAGE_BYTES](
+        **{INPUT_IMAGE_BYTES: tf.constant([warmup_drawing()])}
+    )
+    if tuple(drawn[OUTPUT_PROBABILITIES].shape) != (1, NUM_CLASSES):
+        raise ValueError(f"export at {path}: {SIGNATURE_IMAGE_BYTES} fails on a drawn digit")
+
+
+def warmup_drawing() -> bytes:
+    """A PNG of a 7 drawn with a marker: what a canvas sends, for warming up in-graph decoding."""
+    image = Image.new("L", (96, 96), 255)
+    ImageDraw.Draw(image).line([(24, 20), (72, 20), (40, 80)], fill=20, width=8, joint="curve")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def write_warmup_requests(path: Path) -> None:
     """TF Serving replays these at load (--enable_model_warmup), so the first user
-    request does not pay for graph initialisation."""
+    request of either signature does not pay for graph initialisation."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=SIGNATURE_IMAGE)
-    )
-    zeros = np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
-    request.inputs[INPUT_IMAGE].CopyFrom(tf.make_tensor_proto(zeros))
-    log = prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)
-    )
+    examples = {
+        (SIGNATURE_IMAGE, INPUT_IMAGE): np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32),
+        (SIGNATURE_IMAGE_BYTES, INPUT_IMAGE_BYTES): np.array([warmup_drawing()], dtype=object),
+    }
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(log.SerializeToString())
+        for (signature, input_name), value in examples.items():
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=signature)
+            )
+            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
 
 
 def publish(
@@ -119,15 +146,17 @@ def publish(
     base: Path,
     model_card: Mapping[str, object],
     extra_files: Mapping[str, bytes] | None = None,
+    temperature: float = 1.0,
 ) -> Path:
     """Export `model` as the next version under `base` and return the version's path.
 
-    `model_card` (with "version" filled in) and `extra_files` land in assets.extra/.
+    `model_card` (with "version" filled in) and `extra_files` land in assets.extra/;
+    `temperature` divides the model's logits in both signatures.
     """
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base))
     try:
-        build_archive(model).write_out(str(staging), verbose=False)
+        build_archive(model, temperature).write_out(str(staging), verbose=False)
         verify_export(staging)
         version = next_version(base)
         assets = staging / ASSETS_EXTRA_DIR

@@ -8,13 +8,28 @@ EXIF orientation is not applied here (TensorFlow's decoders ignore it).
 import tensorflow as tf
 
 from contract import (
+    BORDER_COVER,
     CENTRE_OF_MASS,
+    CORE_NARROW,
+    CORE_WIDE,
+    DENSE_BOX_FILL,
+    DENSE_MIN_SPAN,
     DIGIT_BOX,
     IMAGE_SIZE,
     INK_FLOOR,
     INK_THRESHOLD,
-    MAX_INK_FRACTION,
+    MAX_BANDS,
+    MAX_BORDER_RUNS,
+    MAX_CORE_NARROW_AT_BORDER,
+    MAX_CORE_NARROW_DENSE,
+    MAX_CORE_WIDE,
+    MAX_DIGIT_WIDTH_RATIO,
+    MIN_BAND_SHARE,
     MIN_CONTRAST,
+    MIN_CORE_TEST_PIXELS,
+    MIN_DIGIT_PIXELS,
+    MIN_DIGIT_SPAN,
+    MIN_PART_SHARE,
     MIN_SIGNAL_TO_NOISE,
     WORK_SIZE,
 )
@@ -67,9 +82,13 @@ def _decode_other(image_bytes: tf.Tensor) -> tf.Tensor:
     return gray * alpha + 255.0 * (1.0 - alpha)
 
 
+def _work_factor(gray: tf.Tensor) -> tf.Tensor:
+    return tf.maximum((tf.reduce_max(tf.shape(gray)[:2]) + WORK_SIZE - 1) // WORK_SIZE, 1)
+
+
 def _reduce_to_work_size(gray: tf.Tensor) -> tf.Tensor:
     height, width = tf.shape(gray)[0], tf.shape(gray)[1]
-    factor = (tf.maximum(height, width) + WORK_SIZE - 1) // WORK_SIZE
+    factor = _work_factor(gray)
 
     def reduce() -> tf.Tensor:
         rows, cols = height // factor, width // factor
@@ -82,6 +101,7 @@ def _reduce_to_work_size(gray: tf.Tensor) -> tf.Tensor:
 
 def normalise_digit(gray: tf.Tensor) -> tf.Tensor:
     """A float32 [h, w] grayscale image (0-255) to a [28, 28, 1] MNIST digit in [0, 1]."""
+    scale = tf.cast(_work_factor(gray), tf.float32)
     pixels = _reduce_to_work_size(gray)
     border = tf.concat([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]], axis=0)
     background = tf.sort(border)[tf.size(border) // 2]
@@ -102,20 +122,107 @@ def normalise_digit(gray: tf.Tensor) -> tf.Tensor:
             MIN_SIGNAL_TO_NOISE * _noise_level(pixels),
             message="No digit found: the image looks like noise.",
         ),
-        tf.debugging.assert_less_equal(
-            tf.reduce_mean(tf.cast(mask, tf.float32)),
-            MAX_INK_FRACTION,
-            message="No digit found: ink or noise covers most of the image.",
-        ),
     ]
     # Refuse before cropping: an empty mask has no bounding box to slice.
     with tf.control_dependencies(checks):
         mask = tf.identity(mask)
     rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
     cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    with tf.control_dependencies(_one_digit_checks(mask, box, scale)):
+        crop = tf.identity(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
     crop = tf.clip_by_value((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))[..., None]
+
+
+def _one_digit_checks(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> list[tf.Operation]:
+    """gateway.preprocessing.not_one_digit as assertions: the same evidence, the same limits."""
+    size = tf.cast(tf.shape(box), tf.float32)
+    height, width = size[0], size[1]
+    longer = tf.maximum(height, width)
+    frame = tf.cast(tf.reduce_max(tf.shape(mask)), tf.float32)
+    ink = tf.cast(box, tf.float32)
+    total = tf.reduce_sum(ink)
+    parts = _band_ink(tf.reduce_sum(ink, axis=0))
+    big_parts = tf.reduce_sum(tf.cast(parts >= MIN_PART_SHARE * total, tf.int32))
+    bands = tf.reduce_sum(
+        tf.cast(_band_ink(tf.reduce_sum(ink, axis=1)) >= MIN_BAND_SHARE * total, tf.int32)
+    )
+    ring = tf.concat([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]], axis=0)
+    runs_in = tf.reduce_sum(
+        tf.cast(tf.logical_and(ring, tf.logical_not(tf.roll(ring, 1, axis=0))), tf.int32)
+    )
+    core_wide = _core_share(ink, CORE_WIDE * longer, total)
+    core_narrow = _core_share(ink, CORE_NARROW * longer, total)
+    dense = tf.logical_and(
+        total >= DENSE_BOX_FILL * height * width, longer >= DENSE_MIN_SPAN * frame
+    )
+    border_cover = tf.reduce_mean(tf.cast(ring, tf.float32))
+    filled = tf.reduce_any(
+        tf.stack(
+            [
+                core_wide >= MAX_CORE_WIDE,
+                tf.logical_and(dense, core_narrow >= MAX_CORE_NARROW_DENSE),
+                tf.logical_and(
+                    border_cover >= BORDER_COVER, core_narrow >= MAX_CORE_NARROW_AT_BORDER
+                ),
+            ]
+        )
+    )
+    several = "No digit found: the ink looks like several digits or a line of text."
+    refusals = [
+        (
+            tf.logical_or(longer * scale < MIN_DIGIT_PIXELS, longer < MIN_DIGIT_SPAN * frame),
+            "No digit found: the marks are too small to be a digit.",
+        ),
+        (width >= MAX_DIGIT_WIDTH_RATIO * height, several),
+        (
+            tf.logical_or(big_parts >= 3, tf.logical_and(big_parts == 2, width >= height)),
+            several,
+        ),
+        (
+            tf.logical_or(bands > MAX_BANDS, runs_in > MAX_BORDER_RUNS),
+            "No digit found: the image shows a pattern or texture.",
+        ),
+        (
+            tf.logical_and(longer >= MIN_CORE_TEST_PIXELS, filled),
+            "No digit found: the ink is a filled area or a shadow, not pen strokes.",
+        ),
+    ]
+    return [
+        tf.debugging.assert_equal(refused, False, message=message) for refused, message in refusals
+    ]
+
+
+def _band_ink(profile: tf.Tensor) -> tf.Tensor:
+    """Ink per band of a profile (ink per column or row) split at its empty entries."""
+    inked = profile > 0
+    previous = tf.concat([[False], inked[:-1]], axis=0)
+    band = tf.cumsum(tf.cast(tf.logical_and(inked, tf.logical_not(previous)), tf.int32)) - 1
+    return tf.math.unsorted_segment_sum(
+        tf.boolean_mask(profile, inked),
+        tf.boolean_mask(band, inked),
+        num_segments=tf.maximum(tf.reduce_max(band) + 1, 1),
+    )
+
+
+def _core_share(ink: tf.Tensor, half_side: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
+    """The share of ink whose whole square neighbourhood is ink (see the gateway's twin)."""
+    # Python's round() halves to even; so does tf.round.
+    side = 2 * tf.maximum(tf.cast(tf.round(half_side), tf.int32), 1) + 1
+    integral = tf.pad(tf.cumsum(tf.cumsum(ink, axis=0), axis=1), [[1, 0], [1, 0]])
+
+    def share() -> tf.Tensor:
+        windows = (
+            integral[side:, side:]
+            - integral[:-side, side:]
+            - integral[side:, :-side]
+            + integral[:-side, :-side]
+        )
+        full = tf.cast(tf.equal(windows, tf.cast(side * side, tf.float32)), tf.float32)
+        return tf.reduce_sum(full) / tf.maximum(total, 1.0)
+
+    return tf.cond(side > tf.reduce_min(tf.shape(ink)), lambda: tf.constant(0.0), share)
 
 
 def _noise_level(pixels: tf.Tensor) -> tf.Tensor:

@@ -8,7 +8,7 @@ from importlib import metadata
 
 import numpy as np
 
-from contract import NUM_CLASSES
+from contract import MODEL_NAME, NUM_CLASSES
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -46,12 +46,14 @@ def build_model_card(
     data_source: str,
     data_sha256: str,
     train_examples: int,
+    holdout_examples: int,
     test_examples: int,
     duration_s: float,
     parameters: int,
+    calibration: Mapping[str, object],
 ) -> dict[str, object]:
     return {
-        "name": "mnist",
+        "name": MODEL_NAME,
         "architecture": arch,
         "parameters": parameters,
         "epochs": epochs,
@@ -63,8 +65,11 @@ def build_model_card(
             "source": data_source,
             "sha256": data_sha256,
             "train_examples": train_examples,
+            # The end of the train split, never trained on: the temperature is fitted there.
+            "holdout_examples": holdout_examples,
             "test_examples": test_examples,
         },
+        "calibration": dict(calibration),
         "training_duration_s": round(duration_s, 1),
         "library_versions": library_versions(),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -125,6 +130,15 @@ def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
     return _figure_png(figure)
 
 
+def _calibration_summary(calibration: object) -> str:
+    if not isinstance(calibration, Mapping):
+        return "none"
+    return (
+        f"temperature {calibration['temperature']:.3f}, test ECE "
+        f"{calibration['test_ece_before']:.2%} -> {calibration['test_ece']:.2%}"
+    )
+
+
 def summary_table(card: Mapping[str, object], export_path: str) -> str:
     per_class = card["per_class_accuracy"]
     assert isinstance(per_class, dict)
@@ -135,6 +149,7 @@ def summary_table(card: Mapping[str, object], export_path: str) -> str:
         ("seed", str(card["seed"])),
         ("test accuracy", f"{card['test_accuracy']:.4%}"),
         ("test loss", f"{card['test_loss']:.4f}"),
+        ("calibration", _calibration_summary(card.get("calibration"))),
         ("weakest digit", min(per_class, key=per_class.__getitem__)),
         ("training time", f"{card['training_duration_s']} s"),
         ("exported to", export_path),
@@ -143,3 +158,33 @@ def summary_table(card: Mapping[str, object], export_path: str) -> str:
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     rule = "-" * max(len(line) for line in lines)
     return "\n".join([rule, *lines, rule])
+
+
+def reliability_png(
+    before: Sequence[Mapping[str, float]], after: Sequence[Mapping[str, float]]
+) -> bytes:
+    """Accuracy against confidence per bin, before and after the temperature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    for rows, label in ((before, "before temperature"), (after, "after temperature")):
+        axes.plot(
+            [row["confidence"] for row in rows],
+            [row["accuracy"] for row in rows],
+            marker="o",
+            label=label,
+        )
+    axes.set(
+        xlabel="confidence (mean per bin)",
+        ylabel="accuracy",
+        title="Reliability on the MNIST test split",
+        xlim=(0, 1.01),
+        ylim=(0, 1.01),
+    )
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _figure_png(figure)

@@ -10,7 +10,13 @@ from PIL import Image
 
 from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
 from gateway.preprocessing import decode_digit_image, normalise_digit, preprocess_upload
-from tests.digit_images import draw_digit, encode
+from tests.digit_images import (
+    bold_eight,
+    bold_one_bar,
+    draw_digit,
+    encode,
+    not_one_digit,
+)
 
 MAX_PIXELS = 40_000_000
 
@@ -175,6 +181,33 @@ def test_decode_first_frame_of_animated_gif() -> None:
 )
 def test_normalise_refuses_images_without_a_digit(image: Image.Image) -> None:
     with pytest.raises(NoDigitFound, match="No digit found"):
+        preprocess_upload(encode(image), MAX_PIXELS)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        pytest.param(bold_eight(), id="bold-eight-filling-the-canvas"),
+        pytest.param(bold_one_bar(), id="one-as-a-fat-bar"),
+        pytest.param(
+            pen_drawing(4, height_fraction=1.0, centre=(0.5, 0.5), stroke=14), id="edge-to-edge"
+        ),
+        pytest.param(
+            draw_digit(7, size=400, height_fraction=0.09, stroke=1, dark_on_light=True), id="tiny"
+        ),
+    ],
+)
+def test_normalise_accepts_legible_digits_however_bold_or_large(image: Image.Image) -> None:
+    result = preprocess_upload(encode(image), MAX_PIXELS)
+
+    assert result.max() == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize(("image", "reason"), not_one_digit().values(), ids=not_one_digit())
+def test_normalise_refuses_what_is_not_one_digit_and_says_why(
+    image: Image.Image, reason: str
+) -> None:
+    with pytest.raises(NoDigitFound, match=reason):
         preprocess_upload(encode(image), MAX_PIXELS)
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gateway.errors import NoDigitFound
 from gateway.preprocessing import preprocess_upload
-from tests.digit_images import draw_digit, encode
+from tests.digit_images import bold_eight, bold_one_bar, draw_digit, encode, not_one_digit
 
 tf = pytest.importorskip("tensorflow")
 
@@ -74,3 +75,22 @@ def test_agreement_same_digit_from_the_model(exported_model: Path, upload: bytes
     np.testing.assert_allclose(
         via_gateway["probabilities"].numpy(), via_graph["probabilities"].numpy(), atol=0.05
     )
+
+
+@pytest.mark.parametrize(("image", "reason"), not_one_digit().values(), ids=not_one_digit())
+def test_agreement_graph_refuses_what_the_gateway_refuses(image: object, reason: str) -> None:
+    upload = encode(image)  # type: ignore[arg-type]
+    with pytest.raises(NoDigitFound, match=reason):
+        preprocess_upload(upload, 40_000_000)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=reason):
+        normalise_encoded_images(tf.constant([upload]))
+
+
+@pytest.mark.parametrize("image", [bold_eight(), bold_one_bar()], ids=["bold-eight", "fat-one"])
+def test_agreement_graph_accepts_bold_digits_the_gateway_accepts(image: object) -> None:
+    upload = encode(image)  # type: ignore[arg-type]
+
+    graph = normalise_encoded_images(tf.constant([upload])).numpy()[0, :, :, 0]
+
+    assert np.abs(preprocess_upload(upload, 40_000_000) - graph).mean() < 0.02

@@ -107,20 +107,35 @@ def test_export_writes_model_card_and_plots(exported_model: Path, synthetic_npz:
     assert len(card["data"]["sha256"]) == 64
     assert "keras" in card["library_versions"]
     assert card["created_at"].endswith("+00:00")
-    for plot in ("confusion_matrix.png", "training_curves.png"):
+    calibration = card["calibration"]
+    assert calibration["fitted_on"] == "holdout" and calibration["temperature"] > 0
+    assert 0 <= calibration["test_ece"] <= 1 and 0 <= calibration["test_ece_before"] <= 1
+    assert card["data"]["holdout_examples"] == 300
+    for plot in ("confusion_matrix.png", "training_curves.png", "reliability_diagram.png"):
         assert (assets / plot).read_bytes().startswith(b"\x89PNG")
 
 
-def test_export_writes_tf_serving_warmup_request(exported_model: Path) -> None:
+def test_export_writes_tf_serving_warmup_requests_for_both_signatures(
+    exported_model: Path,
+) -> None:
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = exported_model / "assets.extra" / "tf_serving_warmup_requests"
-    (record,) = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
-    log = prediction_log_pb2.PredictionLog.FromString(record)
+    records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    requests = [prediction_log_pb2.PredictionLog.FromString(r).predict_log.request for r in records]
+    loaded = tf.saved_model.load(str(exported_model))
 
-    request = log.predict_log.request
-    assert request.model_spec.signature_name == "serving_default"
-    assert tf.make_ndarray(request.inputs["image"]).shape == (1, 28, 28, 1)
+    assert [r.model_spec.signature_name for r in requests] == [
+        "serving_default",
+        "predict_image_bytes",
+    ]
+    image = tf.make_ndarray(requests[0].inputs["image"])
+    assert image.shape == (1, 28, 28, 1)
+    drawing = tf.make_ndarray(requests[1].inputs["image_bytes"])
+    # TF Serving refuses to load a model whose warm-up request fails: both must run.
+    answer = loaded.signatures["predict_image_bytes"](image_bytes=tf.constant(drawing))
+    assert answer["probabilities"].shape == (1, 10)
+    assert loaded.signatures["serving_default"](image=tf.constant(image))["digit"].shape == (1,)
 
 
 def test_export_next_version_ignores_non_versions(tmp_path: Path) -> None:

@@ -1,0 +1,224 @@
+"""Recognition through the real stack: accuracy and refusals per kind of upload.
+
+Starts the local model server on a published model and the gateway in front of it, then
+sends every upload of bench/recognition_sets.py one by one, through the gateway's /predict
+and straight to the model server's `predict_image_bytes` signature, and prints one row per
+kind: how many were refused, and of legible digits how many were answered right.
+
+    python bench/recognition.py --data mnist.npz --model-dir models/mnist [--per-kind 1000]
+        [--split test|tune] [--floors] [--servers-root DIR]
+
+`--floors` exits 1 when a kind falls below the floors in FLOORS (CI runs it). With
+`--servers-root`, both servers run from another checkout (the "before" of a change).
+"""
+
+import argparse
+import asyncio
+import base64
+import os
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from services import gateway_command, model_server_command, start, stop  # noqa: E402
+
+from bench.recognition_sets import (  # noqa: E402
+    Upload,
+    encode,
+    legible_uploads,
+    mnist_split,
+    other_writers,
+    refusable_uploads,
+)
+
+HELD_OUT = "other-writers-8px"
+# CI fails below these (share answered right for legible kinds, share refused for the rest).
+FLOORS = {"right": 0.98, "held_out_right": 0.90, "refused": 0.90, "mnist_right": 0.99}
+CONCURRENCY = 8
+
+
+def mnist_pngs(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
+    from PIL import Image
+
+    return [
+        Upload("mnist-png", encode(Image.fromarray(image)), int(label))
+        for image, label in zip(images[:count], labels[:count], strict=True)
+    ]
+
+
+async def classify_all(
+    uploads: list[Upload], gateway_url: str, serving_url: str
+) -> dict[str, list[int | None]]:
+    """Each upload's digit (None when refused) through the gateway and through the graph."""
+    answers: dict[str, list[int | None]] = {"gateway": [], "graph": []}
+    for path in answers:
+        answers[path] = [None] * len(uploads)
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async with httpx.AsyncClient(timeout=60) as client:
+
+        async def one(index: int, upload: Upload) -> None:
+            async with limit:
+                response = await client.post(
+                    f"{gateway_url}/predict", files={"file": ("upload", upload.data)}
+                )
+                if response.status_code == 200:
+                    answers["gateway"][index] = response.json()["predicted_digit"]
+                elif response.status_code != 422:
+                    raise RuntimeError(f"gateway answered {response.status_code}: {response.text}")
+                body = {
+                    "signature_name": "predict_image_bytes",
+                    "instances": [{"b64": base64.b64encode(upload.data).decode()}],
+                }
+                response = await client.post(f"{serving_url}/v1/models/mnist:predict", json=body)
+                if response.status_code == 200:
+                    answers["graph"][index] = response.json()["predictions"][0]["digit"]
+                elif "No digit found" not in response.text:
+                    raise RuntimeError(
+                        f"model server answered {response.status_code}: {response.text}"
+                    )
+
+        await asyncio.gather(*(one(i, u) for i, u in enumerate(uploads)))
+    return answers
+
+
+def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[str, list[str]]:
+    """The printed table, and the kinds below their floors through the gateway."""
+    rows: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for index, upload in enumerate(uploads):
+        for path, digits in answers.items():
+            counts = rows[upload.kind][path]
+            counts["n"] += 1
+            if digits[index] is None:
+                counts["refused"] += 1
+            elif digits[index] == upload.label:
+                counts["right"] += 1
+    lines = [
+        "| kind | uploads | gateway: refused | gateway: right | graph: refused | graph: right "
+        "| agree |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    failures = []
+    labels = {upload.kind: upload.label for upload in uploads}
+    for kind, paths in rows.items():
+        gateway, graph = paths["gateway"], paths["graph"]
+        legible = labels[kind] is not None
+        same = sum(
+            answers["gateway"][i] == answers["graph"][i]
+            for i, upload in enumerate(uploads)
+            if upload.kind == kind
+        )
+
+        def share(counts: Counter[str], key: str) -> str:
+            return f"{counts[key] / counts['n']:.2%}"
+
+        name = f"{kind} (held out)" if kind == HELD_OUT else kind
+        right = (share(gateway, "right"), share(graph, "right")) if legible else ("", "")
+        lines.append(
+            f"| {name} | {gateway['n']} | {share(gateway, 'refused')} | {right[0]} | "
+            f"{share(graph, 'refused')} | {right[1]} | {same / gateway['n']:.2%} |"
+        )
+        if legible:
+            floor = FLOORS[
+                "held_out_right"
+                if kind == HELD_OUT
+                else "mnist_right"
+                if kind == "mnist-png"
+                else "right"
+            ]
+            if gateway["right"] / gateway["n"] < floor:
+                failures.append(
+                    f"{kind}: {gateway['right'] / gateway['n']:.2%} right < {floor:.0%}"
+                )
+        elif gateway["refused"] / gateway["n"] < FLOORS["refused"]:
+            failures.append(f"{kind}: {gateway['refused'] / gateway['n']:.2%} refused")
+    legible_n = sum(
+        r["gateway"]["n"] for k, r in rows.items() if labels[k] is not None and k != HELD_OUT
+    )
+    legible_refused = sum(
+        r["gateway"]["refused"] for k, r in rows.items() if labels[k] is not None and k != HELD_OUT
+    )
+    other_n = sum(r["gateway"]["n"] for k, r in rows.items() if labels[k] is None)
+    other_refused = sum(r["gateway"]["refused"] for k, r in rows.items() if labels[k] is None)
+    agree = sum(a == b for a, b in zip(answers["gateway"], answers["graph"], strict=True))
+    lines += [
+        "",
+        f"- legible digits refused through the gateway: {legible_refused}/{legible_n} "
+        f"({legible_refused / legible_n:.2%}; held-out set not counted)",
+        f"- not one digit, refused through the gateway: {other_refused}/{other_n} "
+        f"({other_refused / other_n:.2%})",
+        f"- gateway and in-graph signature give the same answer (digit or refusal): "
+        f"{agree}/{len(uploads)} ({agree / len(uploads):.2%})",
+    ]
+    return "\n".join(lines), failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--per-kind", type=int, default=1000)
+    parser.add_argument("--split", choices=("test", "tune"), default="test")
+    parser.add_argument("--floors", action="store_true", help="exit 1 below the floors")
+    parser.add_argument("--servers-root", type=Path, help="run both servers from this checkout")
+    parser.add_argument("--serving-port", type=int, default=18511)
+    parser.add_argument("--gateway-port", type=int, default=18011)
+    args = parser.parse_args()
+
+    images, labels = mnist_split(args.data, args.split)
+    seed = 1000 if args.split == "test" else 1
+    uploads = [
+        *mnist_pngs(images, labels, args.per_kind),
+        *legible_uploads(images, labels, args.per_kind, seed),
+        *(other_writers() if args.split == "test" else []),
+        *refusable_uploads(images, max(50, args.per_kind // 4), seed),
+    ]
+    print(f"{len(uploads)} uploads made", flush=True)
+
+    serving_url = f"http://127.0.0.1:{args.serving_port}"
+    gateway_url = f"http://127.0.0.1:{args.gateway_port}"
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "GATEWAY_TF_SERVING_URL": serving_url}
+    processes = []
+    try:
+        processes.append(
+            start(
+                model_server_command(args.model_dir, args.serving_port, "--log-level", "warning"),
+                f"{serving_url}/v1/models/mnist",
+                env,
+                quiet=True,
+                cwd=args.servers_root,
+            )
+        )
+        processes.append(
+            start(
+                gateway_command(args.gateway_port, "--log-level", "warning"),
+                f"{gateway_url}/readyz",
+                env,
+                timeout_s=60,
+                quiet=True,
+                cwd=args.servers_root,
+            )
+        )
+        answers = asyncio.run(classify_all(uploads, gateway_url, serving_url))
+    finally:
+        stop(processes)
+
+    text, failures = table(uploads, answers)
+    print(
+        f"\nRecognition on the {args.split} split, {os.cpu_count()} cores, model "
+        f"{args.model_dir}:\n\n{text}"
+    )
+    if args.floors and failures:
+        print("FAIL: " + "; ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
