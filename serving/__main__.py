@@ -12,6 +12,15 @@ from pathlib import Path
 from contract import MODEL_NAME
 
 
+def _flag_value(text: str) -> bool:
+    """A boolean flag written as TF Serving's flags are: --flag, --flag=true, --flag=false."""
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m serving",
@@ -26,6 +35,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batching-parameters-file", type=Path)
     parser.add_argument("--monitoring-config-file", type=Path)
     parser.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        type=float,
+        default=0.0,
+        help="re-read --model-config-file this often (0: read once, as TF Serving)",
+    )
+    parser.add_argument(
+        "--allow-version-labels-for-unavailable-models",
+        type=_flag_value,
+        nargs="?",
+        const=True,
+        default=False,
+        help="let a new label point at a version that has not loaded yet",
+    )
     parser.add_argument("--model-threads", type=int, default=2, help="concurrent model calls")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -41,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from serving.batching import BatchingParameters
     from serving.config_files import read_batching_parameters, read_monitoring_path
-    from serving.model_config import ModelSpec, parse_model_config
+    from serving.model_config import LabelError, ModelSpec, check_version_labels, parse_model_config
     from serving.server import DEFAULT_MONITORING_PATH, ServerSettings, create_app
 
     try:
@@ -49,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             models = parse_model_config(
                 args.model_config_file.read_text(), relative_to=args.model_config_file.parent
             )
+            # TF Serving assigns labels before anything has loaded, so without the flag
+            # any label refuses to start, as tensorflow_model_server does.
+            check_version_labels(models, {}, {}, args.allow_version_labels_for_unavailable_models)
         else:
             models = [ModelSpec(args.model_name, args.model_base_path)]
         batching = (
@@ -61,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.monitoring_config_file
             else DEFAULT_MONITORING_PATH
         )
+    except LabelError as exc:
+        print(
+            f"error: {exc} (labels in a config read at start-up need "
+            "--allow-version-labels-for-unavailable-models, as in TF Serving)",
+            file=sys.stderr,
+        )
+        return 2
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         poll_interval_s=args.file_system_poll_wait_seconds,
         monitoring_path=monitoring,
         model_threads=args.model_threads,
+        model_config_file=args.model_config_file,
+        model_config_poll_s=args.model_config_file_poll_wait_seconds,
+        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
     )
     uvicorn.run(
         create_app(settings),

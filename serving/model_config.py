@@ -1,5 +1,6 @@
 """Which models to serve: TF Serving's models.config (text protobuf), or one base path."""
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,39 @@ def parse_model_config(text: str, relative_to: Path | None = None) -> list[Model
             )
         )
     return specs
+
+
+class LabelError(ValueError):
+    """A version label TF Serving refuses to assign (FAILED_PRECONDITION)."""
+
+
+def check_version_labels(
+    specs: list[ModelSpec],
+    assigned: Mapping[str, Mapping[str, int]],
+    available: Mapping[str, Collection[int]],
+    allow_unavailable: bool,
+) -> None:
+    """Refuse labels as ServerCore::UpdateModelVersionLabelMap does.
+
+    A label must point at a version that is AVAILABLE when the config is applied, which
+    is before the versions the config asks for load: at start-up nothing is, so any
+    label fails. --allow_version_labels_for_unavailable_models lifts this only for a
+    label that is new or keeps its version; moving a label still needs its new version
+    AVAILABLE, so requests to the label are never sent to a version still loading.
+
+    Raises:
+        LabelError: with TF Serving's message, naming the first label refused.
+    """
+    for spec in specs:
+        current = assigned.get(spec.name, {})
+        loaded = available.get(spec.name, ())
+        for label, version in spec.labels.items():
+            moved = label in current and current[label] != version
+            if (moved or not allow_unavailable) and version not in loaded:
+                raise LabelError(
+                    f"Request to assign label to version {version} of model {spec.name}, "
+                    "which is not currently available for inference"
+                )
 
 
 def _policy(proto: object) -> VersionPolicy:

@@ -19,7 +19,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving.batching import Batcher, BatchingParameters, Tensors
 from serving.errors import ServingError, invalid_argument, not_found
-from serving.model_config import ModelSpec
+from serving.model_config import LabelError, ModelSpec, check_version_labels
 
 logger = logging.getLogger(__name__)
 SERVE_TAG = "serve"
@@ -166,11 +166,17 @@ def _status_name(error: tf.errors.OpError) -> str:
     return names.get(error.error_code, "INTERNAL")
 
 
+def _servable_request(name: str, version: int | None) -> str:
+    """How TF Serving's ServableRequest::DebugString names what was asked for."""
+    return f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+
+
 class ModelVersions:
     """The loaded versions, labels and status of one model name."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self.configured = True  # False once a reloaded config drops the model
         self.available: dict[int, Servable] = {}
         self.status: dict[int, VersionStatus] = {}
         self.failed_paths: set[Path] = set()
@@ -178,7 +184,7 @@ class ModelVersions:
     def resolve(self, version: int | None, label: str | None) -> Servable:
         """The servable for a request, as TF Serving's ServerCore resolves a ModelSpec."""
         if label is not None:
-            if label not in self.spec.labels:
+            if label not in self.spec.labels or not self.configured:
                 raise invalid_argument("Unrecognized servable version label: ", label)
             version = self.spec.labels[label]
         servable = (
@@ -189,10 +195,9 @@ class ModelVersions:
             else None
         )
         if servable is None:
-            wanted = (
-                f"Specific({self.spec.name}, {version})" if version else f"Latest({self.spec.name})"
+            raise not_found(
+                "Servable not found for request: ", _servable_request(self.spec.name, version)
             )
-            raise not_found("Servable not found for request: ", wanted)
         return servable
 
 
@@ -212,25 +217,21 @@ class ModelRegistry:
         self._on_batch = on_batch
         self._lock = threading.Lock()
 
-    def model(self, name: str, version: int | None = None) -> ModelVersions:
+    def resolve(self, name: str, version: int | None, label: str | None) -> Servable:
         model = self.models.get(name)
         if model is None:
-            wanted = f"Specific({name}, {version})" if version else f"Latest({name})"
-            raise not_found("Servable not found for request: ", wanted)
-        return model
-
-    def resolve(self, name: str, version: int | None, label: str | None) -> Servable:
-        return self.model(name, version).resolve(version, label)
-
-    def version_status(
-        self, name: str, version: int | None, label: str | None
-    ) -> list[tuple[int, VersionStatus]]:
-        """GetModelStatus: every known version, or one; NOT_FOUND as TF Serving words it."""
-        model = self.models.get(name)
-        if label is not None:
-            if model is None or label not in model.spec.labels:
+            if label is not None:  # labels are looked up before the servable
                 raise invalid_argument("Unrecognized servable version label: ", label)
-            version = model.spec.labels[label]
+            raise not_found("Servable not found for request: ", _servable_request(name, version))
+        return model.resolve(version, label)
+
+    def version_status(self, name: str, version: int | None) -> list[tuple[int, VersionStatus]]:
+        """GetModelStatus: every known version, or one; NOT_FOUND as TF Serving words it.
+
+        It takes no label: GetModelStatusImpl ignores the label of a request, so
+        /labels/<any>/ lists every version.
+        """
+        model = self.models.get(name)
         statuses = dict(model.status) if model else {}
         if version is not None:
             if version not in statuses:
@@ -239,6 +240,33 @@ class ModelRegistry:
         if not statuses:
             raise not_found("Could not find any versions of model ", name)
         return sorted(statuses.items())
+
+    def reconfigure(self, specs: list[ModelSpec], allow_unavailable_labels: bool) -> None:
+        """Take a re-read models.config, as ServerCore::ReloadConfig does.
+
+        Labels are checked against what is AVAILABLE now, before any version the new
+        config asks for is loaded; a refused label (FAILED_PRECONDITION) leaves the old
+        config in force. Versions load and unload at the next poll().
+        """
+        with self._lock:
+            configured = {name: m for name, m in self.models.items() if m.configured}
+            try:
+                check_version_labels(
+                    specs,
+                    assigned={name: m.spec.labels for name, m in configured.items()},
+                    available={name: set(m.available) for name, m in self.models.items()},
+                    allow_unavailable=allow_unavailable_labels,
+                )
+            except LabelError as exc:
+                raise ServingError("FAILED_PRECONDITION", str(exc)) from None
+            wanted = {spec.name for spec in specs}
+            for name, model in self.models.items():
+                model.configured = name in wanted
+            for spec in specs:
+                if spec.name in self.models:
+                    self.models[spec.name].spec = spec
+                else:
+                    self.models[spec.name] = ModelVersions(spec)
 
     def poll(self) -> list[Servable]:
         """Load new versions, then retire replaced ones. Blocking: run it in a thread.
@@ -252,6 +280,8 @@ class ModelRegistry:
         return retired
 
     def _sync(self, model: ModelVersions) -> list[Servable]:
+        if not model.configured:
+            return self._retire(model, set(model.available))
         on_disk = version_folders(model.spec.base_path)
         candidates = sorted(v for v, path in on_disk.items() if path not in model.failed_paths)
         wanted = model.spec.policy.choose(candidates)
@@ -261,8 +291,11 @@ class ModelRegistry:
         serving = [version for version in wanted if version in model.available]
         if not serving:
             return []  # nothing new could load: keep what serves now
+        return self._retire(model, set(model.available) - set(serving))
+
+    def _retire(self, model: ModelVersions, versions: set[int]) -> list[Servable]:
         retired = []
-        for version in sorted(set(model.available) - set(serving)):
+        for version in sorted(versions):
             model.status[version] = VersionStatus("UNLOADING")
             retired.append(model.available.pop(version))
             model.status[version] = VersionStatus("END")

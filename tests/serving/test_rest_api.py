@@ -1,5 +1,9 @@
 """Conformance with TF Serving's REST API: paths, bodies, status codes and the exact error
-messages of tensorflow_serving/model_servers/http_rest_api_handler.cc and util/json_tensor.cc."""
+messages of tensorflow_serving/model_servers/http_rest_api_handler.cc and util/json_tensor.cc.
+
+Values quoted in messages are written as JsonValueToDebugString writes them: rapidjson's
+PrettyWriter, objects over several lines, arrays on one. The edge cases (NaN, letter case,
+query strings, methods, gzip, float output, labels) are in test_conformance_edges.py."""
 
 import base64
 
@@ -51,10 +55,10 @@ def test_status_of_model_and_version(server: TestClient) -> None:
         ),
         pytest.param("/v1/models", 400, "Missing model name in request.", id="no-model-name"),
         pytest.param(
-            "/v1/models/mnist/labels/canary",
+            "/v1/models/mnist/labels/canary/metadata",
             400,
             "Unrecognized servable version label: canary",
-            id="unknown-label",
+            id="unknown-label-metadata",
         ),
         pytest.param(
             "/v1/models/mnist/metadata/extra",
@@ -190,7 +194,7 @@ def test_predict_image_bytes_blank_image_is_400(server: TestClient) -> None:
             id="bad-version",
         ),
         pytest.param(PREDICT, b"", 400, "JSON Parse error: The document is empty", id="empty-body"),
-        pytest.param(PREDICT, b"[1,2]", 400, "JSON Value: [1,2] Is not object", id="not-object"),
+        pytest.param(PREDICT, b"[1,2]", 400, "JSON Value: [1, 2] Is not object", id="not-object"),
         pytest.param(
             PREDICT, b'{"foo": 1}', 400, "Missing 'inputs' or 'instances' key", id="no-inputs"
         ),
@@ -198,30 +202,30 @@ def test_predict_image_bytes_blank_image_is_400(server: TestClient) -> None:
             PREDICT,
             b'{"instances": 1}',
             400,
-            "JSON Value: {\"instances\":1} Expecting 'instances' to be an list/array",
+            "JSON Value: {\n    \"instances\": 1\n} Expecting 'instances' to be an list/array",
             id="instances-not-list",
         ),
         pytest.param(
             PREDICT,
             b'{"instances": []}',
             400,
-            "JSON Value: {\"instances\":[]} No values in 'instances' array",
+            "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array",
             id="instances-empty",
         ),
         pytest.param(
             PREDICT,
             b'{"instances": [1], "inputs": [1]}',
             400,
-            'JSON Value: {"instances":[1],"inputs":[1]} Not formatted correctly expecting only one '
-            "of 'inputs' or 'instances' keys to exist ",
+            'JSON Value: {\n    "instances": [1],\n    "inputs": [1]\n} Not formatted correctly '
+            "expecting only one of 'inputs' or 'instances' keys to exist ",
             id="both-formats",
         ),
         pytest.param(
             PREDICT,
             b'{"signature_name": 5, "instances": [1]}',
             400,
-            'JSON Value: {"signature_name":5,"instances":[1]} not formatted correctly. '
-            "'signature_name' key must be a string value.",
+            'JSON Value: {\n    "signature_name": 5,\n    "instances": [1]\n} not formatted '
+            "correctly. 'signature_name' key must be a string value.",
             id="signature-not-string",
         ),
         pytest.param(
