@@ -122,17 +122,13 @@ class TFServingClient:
         return path
 
     async def model_status(
-        self, version: int | None = None, label: str | None = None, request_id: str | None = None
+        self, version: int | None = None, request_id: str | None = None
     ) -> list[VersionStatus]:
         """GET the model's version status; NOT_FOUND becomes an empty list."""
         try:
-            body = await self._request("GET", self._model_path(version, label), request_id)
+            body = await self._request("GET", self._model_path(version), request_id)
         except _NotFound:
             return []
-        except UpstreamError as exc:
-            if label is not None and "label" in exc.detail:
-                return []
-            raise
         try:
             assert isinstance(body, dict)
             return [
@@ -148,6 +144,29 @@ class TFServingClient:
                 f"The model server's status answer does not have the expected shape ({exc!r})."
             ) from exc
 
+    async def label_version(self, label: str, request_id: str | None = None) -> int | None:
+        """The AVAILABLE version a label points at, or None.
+
+        TF Serving's status API ignores labels (it lists every version), so the label is
+        resolved the way its metadata API does: that answers only for a loaded version.
+        """
+        path = f"{self._model_path(label=label)}/metadata"
+        try:
+            body = await self._request("GET", path, request_id)
+        except _NotFound:
+            return None
+        except UpstreamError as exc:
+            if "label" in exc.detail:  # TF Serving: "Unrecognized servable version label"
+                return None
+            raise
+        try:
+            assert isinstance(body, dict)
+            return int(body["model_spec"]["version"])
+        except (AssertionError, KeyError, TypeError, ValueError) as exc:
+            raise UpstreamError(
+                f"The model server's metadata answer does not have the expected shape ({exc!r})."
+            ) from exc
+
     async def serving_version(
         self, label: str | None = None, request_id: str | None = None, refresh: bool = False
     ) -> int:
@@ -159,17 +178,21 @@ class TFServingClient:
             cached = self._cached.get(label)
             if cached and time.monotonic() - cached[1] < self._cache_s and not refresh:
                 return cached[0]
-            statuses = await self.model_status(label=label, request_id=request_id)
-            available = [s.version for s in statuses if s.state == "AVAILABLE"]
-            if not available:
+            if label is None:
+                statuses = await self.model_status(request_id=request_id)
+                available = [s.version for s in statuses if s.state == "AVAILABLE"]
+                version = max(available) if available else None
+            else:
+                version = await self.label_version(label, request_id)
+            if version is None:
                 self._cached.pop(label, None)
                 what = f"label {label!r} of model" if label else "model"
                 raise UpstreamUnavailable(
                     f"The {what} {self.model_name!r} has no available version yet; "
                     "try again shortly."
                 )
-            self._cached[label] = (max(available), time.monotonic())
-            return max(available)
+            self._cached[label] = (version, time.monotonic())
+            return version
 
     async def predict(
         self,

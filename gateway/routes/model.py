@@ -35,8 +35,7 @@ async def model_info(call: CallDep) -> ModelInfo:
     if settings.model_version is not None:
         serving = settings.model_version if settings.model_version in available else None
     elif settings.model_label:
-        labelled = await client.model_status(label=settings.model_label, request_id=request_id)
-        serving = next((s.version for s in labelled if s.state == "AVAILABLE"), None)
+        serving = await client.label_version(settings.model_label, request_id)
     else:
         serving = max(available) if available else None
     return ModelInfo(

@@ -84,12 +84,26 @@ class FakeTFServing:
                 )
             return self.status_body([version])
         if request.method == "GET" and path.startswith("/v1/models/mnist/labels/"):
-            label = path.rsplit("/", 1)[1]
+            label = path.removeprefix("/v1/models/mnist/labels/").removesuffix("/metadata")
+            if not path.endswith("/metadata"):
+                return self.status_body(sorted(self.versions))  # TF Serving ignores the label
             if label not in self.labels:
                 return httpx.Response(
                     400, json={"error": f"Unrecognized servable version label: {label}"}
                 )
-            return self.status_body([self.labels[label]])
+            version = self.labels[label]
+            if self.versions.get(version) != "AVAILABLE":
+                return httpx.Response(
+                    404,
+                    json={"error": f"Servable not found for request: Specific(mnist, {version})"},
+                )
+            return httpx.Response(
+                200,
+                json={
+                    "model_spec": {"name": "mnist", "signature_name": "", "version": str(version)},
+                    "metadata": {"signature_def": {"signature_def": {}}},
+                },
+            )
         return httpx.Response(404, json={"error": f"Servable not found for request: {path}"})
 
     @property
