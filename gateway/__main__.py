@@ -26,12 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from gateway.config import Settings
+    from gateway.feedback import FeedbackStore
     from gateway.metrics import MULTIPROCESS_DIR_VARIABLE
 
+    # Fail here, with the variable named, rather than inside each worker.
     try:
-        Settings()  # fail here, with the variable named, rather than inside a worker
+        settings = Settings()
+        if settings.feedback_dir is not None:
+            FeedbackStore(settings.feedback_dir).prepare()
     except ValidationError as exc:
         print(f"error: invalid gateway settings: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.workers > 1:
         # The workers share one listening socket; without this, libuv's accept loop lets

@@ -1,6 +1,9 @@
 """Gateway settings, read from `GATEWAY_*` environment variables (contract 4)."""
 
+import math
+import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -9,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contract import MODEL_NAME
 
 MIB = 1024 * 1024
+# A version label (stable, canary); it becomes part of TF Serving URLs.
+LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
 class Settings(BaseSettings):
@@ -20,7 +25,7 @@ class Settings(BaseSettings):
     # Both become part of TF Serving URLs: plain names only.
     model_name: str = Field(default=MODEL_NAME, pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     model_version: int | None = Field(default=None, ge=1)
-    model_label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    model_label: str | None = Field(default=None, pattern=LABEL_PATTERN)
     timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=2.0, gt=0)
     max_upload_bytes: int = Field(default=10 * MIB, ge=1024)
@@ -31,6 +36,11 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = []
     model_base_path: str | None = None
     version_cache_s: float = Field(default=1.0, ge=0)
+    # Share (percent) of requests without a pin of their own sent to the canary label.
+    canary_percent: float = 0.0
+    canary_label: str = "canary"
+    # Where POST /feedback stores corrected digits; unset turns the endpoint off.
+    feedback_dir: Path | None = None
 
     @field_validator("cors_allow_origins", "api_keys", mode="before")
     @classmethod
@@ -49,12 +59,41 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("canary_percent")
+    @classmethod
+    def _percent(cls, value: float) -> float:
+        if math.isnan(value) or not 0 <= value <= 100:
+            raise ValueError(f"GATEWAY_CANARY_PERCENT={value!r} must be between 0 and 100")
+        return value
+
+    @field_validator("canary_label")
+    @classmethod
+    def _plain_label(cls, value: str) -> str:
+        if not re.fullmatch(LABEL_PATTERN, value):
+            raise ValueError(
+                f"GATEWAY_CANARY_LABEL={value!r} must be 1-64 letters, digits, '_' or '-'"
+            )
+        return value
+
+    @field_validator("feedback_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `GATEWAY_FEEDBACK_DIR=` in an env file means off, not the working directory.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @model_validator(mode="after")
     def _one_pin(self) -> "Settings":
         if self.model_version is not None and self.model_label:
             raise ValueError(
                 "Set GATEWAY_MODEL_VERSION or GATEWAY_MODEL_LABEL, not both "
                 f"({self.model_version!r} and {self.model_label!r})"
+            )
+        if self.canary_percent > 0 and self.canary_label == self.model_label:
+            raise ValueError(
+                f"GATEWAY_CANARY_LABEL={self.canary_label!r} is also GATEWAY_MODEL_LABEL: "
+                "the canary must be another label than the one every other request goes to"
             )
         return self
 

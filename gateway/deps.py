@@ -10,8 +10,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from gateway.canary import CanarySplit
 from gateway.config import Settings
-from gateway.errors import Unauthorized
+from gateway.errors import FeatureDisabled, Unauthorized
+from gateway.feedback import FeedbackStore
 from gateway.metrics import GatewayMetrics
 from gateway.serving_client import TFServingClient
 
@@ -23,15 +25,35 @@ class Call:
     settings: Settings
     client: TFServingClient
     metrics: GatewayMetrics
+    canary: CanarySplit
     request_id: str
 
 
 async def get_call(request: Request) -> Call:
     state = request.app.state
-    return Call(state.settings, state.serving_client, state.metrics, request.state.request_id)
+    return Call(
+        state.settings,
+        state.serving_client,
+        state.metrics,
+        state.canary,
+        request.state.request_id,
+    )
 
 
 CallDep = Annotated[Call, Depends(get_call)]
+
+
+async def get_feedback_store(request: Request) -> FeedbackStore:
+    store: FeedbackStore | None = request.app.state.feedback_store
+    if store is None:
+        raise FeatureDisabled(
+            "Feedback is off on this gateway; set GATEWAY_FEEDBACK_DIR to a writable folder "
+            "to turn POST /feedback on."
+        )
+    return store
+
+
+FeedbackStoreDep = Annotated[FeedbackStore, Depends(get_feedback_store)]
 
 
 async def require_api_key(

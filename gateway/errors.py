@@ -6,6 +6,8 @@ class GatewayError(Exception):
 
     status_code = 500
     kind = "internal"
+    # The model version whose call failed, when the gateway had resolved it (metrics only).
+    model_version: int | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -47,6 +49,13 @@ class BadRequestParameters(GatewayError):
     kind = "bad_parameters"
 
 
+class FeatureDisabled(GatewayError):
+    """404: the endpoint is off in this gateway's configuration."""
+
+    status_code = 404
+    kind = "disabled"
+
+
 class Unauthorized(GatewayError):
     """401: an API key is required and was missing or wrong."""
 
@@ -73,3 +82,10 @@ class UpstreamTimeout(GatewayError):
 
     status_code = 504
     kind = "upstream_timeout"
+
+
+class StorageUnavailable(GatewayError):
+    """503: the gateway could not write to its own storage (the feedback folder)."""
+
+    status_code = 503
+    kind = "storage_unavailable"

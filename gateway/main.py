@@ -16,11 +16,13 @@ from httpx_aiohttp import AiohttpTransport
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartParser
 
+from gateway.canary import CanarySplit
 from gateway.config import Settings, get_settings
 from gateway.errors import GatewayError
+from gateway.feedback import FeedbackStore
 from gateway.metrics import GatewayMetrics, worker_stopped
 from gateway.middleware import LimitsMiddleware, RequestContextMiddleware
-from gateway.routes import model, operations, predict, ui
+from gateway.routes import feedback, model, operations, predict, ui
 from gateway.serving_client import TFServingClient
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,8 @@ logger = logging.getLogger(__name__)
 def _lifespan(settings: Settings, transport: httpx.AsyncBaseTransport | None):  # type: ignore[no-untyped-def]
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.feedback_store is not None:
+            app.state.feedback_store.prepare()
         # Idle connections are dropped well before servers drop them (uvicorn: 5 s).
         limits = httpx.Limits(
             max_connections=256, max_keepalive_connections=64, keepalive_expiry=2.0
@@ -42,7 +46,10 @@ def _lifespan(settings: Settings, transport: httpx.AsyncBaseTransport | None):  
             transport=transport or AiohttpTransport(limits=limits),
         ) as http:
             app.state.serving_client = TFServingClient(
-                http, settings.model_name, settings.version_cache_s
+                http,
+                settings.model_name,
+                settings.version_cache_s,
+                canary_label=settings.canary_label if settings.canary_percent > 0 else None,
             )
             # Everything imported so far lives as long as the process: keep it out of the
             # collector's full passes, which otherwise show up as latency spikes.
@@ -62,7 +69,7 @@ def _validation_detail(exc: RequestValidationError) -> str:
         )
     hint = (
         " Send images as multipart/form-data: field 'file' for /predict,"
-        " 'files' for /predict/batch."
+        " 'files' for /predict/batch, 'file' and 'label' (0-9) for /feedback."
     )
     return "Invalid request: " + "; ".join(problems) + "." + hint
 
@@ -121,7 +128,14 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    for router in (operations.router, predict.router, model.router, ui.router):
+    app.state.canary = CanarySplit(settings.canary_percent, settings.canary_label)
+    if app.state.canary.enabled:
+        for reason in ("upstream_unavailable", "upstream_error", "upstream_timeout"):
+            metrics.canary_fallbacks.labels(reason)  # exported as 0 before the first one
+    app.state.feedback_store = (
+        FeedbackStore(settings.feedback_dir) if settings.feedback_dir is not None else None
+    )
+    for router in (operations.router, predict.router, feedback.router, model.router, ui.router):
         app.include_router(router)
     app.mount("/ui", StaticFiles(directory=ui.STATIC_DIR, html=True), name="ui")
     _add_error_handlers(app, metrics)

@@ -45,9 +45,22 @@ class GatewayMetrics:
         )
         self.upstream = Histogram(
             "gateway_upstream_duration_seconds",
-            "TF Serving :predict call time, by outcome.",
-            ["outcome"],
+            "TF Serving :predict call time (version lookup included), by outcome, model "
+            "version and track (primary, canary or pinned by the request).",
+            ["outcome", "model_version", "track"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.canary_fallbacks = Counter(
+            "gateway_canary_fallbacks",
+            "Requests the canary failed (by error kind) and the primary served instead.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "gateway_feedback",
+            "Stored feedback by the digit predicted (none: not sent) and the digit given.",
+            ["predicted_digit", "given_digit"],
             registry=self.registry,
         )
         self.errors = Counter(
@@ -71,7 +84,7 @@ class GatewayMetrics:
         )
         self.in_flight = Gauge(
             "gateway_in_flight_requests",
-            "Prediction requests being handled now.",
+            "Prediction and feedback requests being handled now.",
             registry=self.registry,
             multiprocess_mode="livesum",
         )

@@ -18,7 +18,8 @@ logger = logging.getLogger("gateway.access")
 REQUEST_ID_HEADER = b"x-request-id"
 # Request ids travel into logs and upstream: accept only short, plain tokens.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
-LIMITED_PREFIX = "/predict"
+# Routes that read uploads: body size and in-flight limits apply to them.
+LIMITED_PREFIXES = ("/predict", "/feedback")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -103,7 +104,8 @@ class RequestContextMiddleware:
 class LimitsMiddleware:
     """413 for bodies over `max_body_bytes` (before reading when Content-Length says so,
     else as soon as the stream passes it); 503 with Retry-After when `max_in_flight`
-    predictions are already running, so overload answers fast instead of queueing."""
+    uploads (predictions and feedback) are already running, so overload answers fast
+    instead of queueing."""
 
     def __init__(
         self, app: ASGIApp, metrics: GatewayMetrics, max_body_bytes: int, max_in_flight: int
@@ -121,7 +123,7 @@ class LimitsMiddleware:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIX):
+        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")

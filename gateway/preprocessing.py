@@ -289,3 +289,11 @@ def _centre_in_frame(digit: np.ndarray) -> np.ndarray:
 def preprocess_upload(data: bytes, max_pixels: int) -> np.ndarray:
     """Bytes of an upload to a 28x28 float32 array ready for the model."""
     return normalise_digit(decode_digit_image(data, max_pixels))
+
+
+def encode_png(digit: np.ndarray) -> bytes:
+    """A normalised [28, 28] float digit as an 8-bit grayscale PNG, white on black."""
+    buffer = io.BytesIO()
+    pixels = np.round(np.clip(digit, 0.0, 1.0) * 255).astype(np.uint8)
+    Image.fromarray(pixels, "L").save(buffer, format="PNG")
+    return buffer.getvalue()

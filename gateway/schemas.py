@@ -69,7 +69,28 @@ class ModelInfo(BaseModel):
     versions: list[VersionState]
     pinned_version: int | None = None
     pinned_label: str | None = None
+    canary_percent: float = Field(
+        default=0.0,
+        description="Share (percent) of requests without a pin of their own tried on the canary.",
+        examples=[20.0],
+    )
+    canary_label: str | None = Field(
+        default=None, description="The canary's label, when the canary is on.", examples=["canary"]
+    )
+    canary_version: str | None = Field(
+        default=None,
+        description="The version the canary label points at now; null when it has none.",
+        examples=["4"],
+    )
     model_card: dict[str, object] | None = Field(
         default=None,
         description="The model card published with the version, when the gateway can read it.",
+    )
+
+
+class FeedbackResponse(BaseModel):
+    id: str = Field(
+        pattern=r"^[0-9a-f]{32}$",
+        description="The stored item's id: its files are <id>.png and <id>.json.",
+        examples=["3f2a9c0e5b7d4e6f8a1b2c3d4e5f6a7b"],
     )

@@ -3,6 +3,8 @@
 Every request is sent to an explicit `/versions/N` path, so the version reported to users
 is the one that answered. The newest AVAILABLE version (or the pinned label's) is cached
 for a second; if it is unloaded meanwhile, the client looks again and retries once.
+The canary label is resolved under a lock of its own and its absence is cached too: a slow
+or missing canary never holds up the primary's lookups.
 """
 
 import asyncio
@@ -17,6 +19,7 @@ import orjson
 from contract import OUTPUT_PROBABILITIES
 from gateway.errors import (
     BadRequestParameters,
+    GatewayError,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -24,6 +27,8 @@ from gateway.errors import (
 
 logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
+# TF Serving's INVALID_ARGUMENT (400) for a label it does not know (server_core.cc).
+UNKNOWN_LABEL = "Unrecognized servable version label"
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class PredictResult:
 
 
 class _NotFound(Exception):
-    """TF Serving answered 404: the model, version or label is not loaded."""
+    """TF Serving answered 404 (the model or version is not loaded) or 400 for an unknown
+    label."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -50,7 +56,13 @@ class _NotFound(Exception):
 class TFServingClient:
     """Speaks contract 2 to one model; translates every failure into a gateway error."""
 
-    def __init__(self, http: httpx.AsyncClient, model_name: str, version_cache_s: float = 1.0):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        model_name: str,
+        version_cache_s: float = 1.0,
+        canary_label: str | None = None,
+    ):
         self._http = http
         # Requests are built here rather than by `http.request`, whose URL merging and
         # header handling cost more than the rest of the call (docs/benchmarks.md).
@@ -58,8 +70,11 @@ class TFServingClient:
         self._timeout = http.timeout.as_dict()
         self.model_name = model_name
         self._cache_s = version_cache_s
-        self._cached: dict[str | None, tuple[int, float]] = {}
+        # label -> (version, when looked up); version None: the label had no version then.
+        self._cached: dict[str | None, tuple[int | None, float]] = {}
         self._refresh_lock = asyncio.Lock()
+        self._canary_label = canary_label
+        self._canary_lock = asyncio.Lock()
 
     async def _request(
         self, method: str, path: str, request_id: str | None = None, content: bytes | None = None
@@ -95,7 +110,10 @@ class TFServingClient:
         except orjson.JSONDecodeError:
             body = None
         error = body.get("error") if isinstance(body, dict) else None
-        if response.status_code == 404:
+        if response.status_code == 404 or (
+            response.status_code == 400 and str(error).startswith(UNKNOWN_LABEL)
+        ):
+            # Not an error of the server: a version or label that is not there (now).
             raise _NotFound(str(error or "not found"))
         if response.status_code == 503:
             raise UpstreamUnavailable(f"The model server is not ready: {error or 'unavailable'}.")
@@ -153,12 +171,8 @@ class TFServingClient:
         path = f"{self._model_path(label=label)}/metadata"
         try:
             body = await self._request("GET", path, request_id)
-        except _NotFound:
+        except _NotFound:  # an unknown label, or its version is not loaded
             return None
-        except UpstreamError as exc:
-            if "label" in exc.detail:  # TF Serving: "Unrecognized servable version label"
-                return None
-            raise
         try:
             assert isinstance(body, dict)
             return int(body["model_spec"]["version"])
@@ -170,29 +184,41 @@ class TFServingClient:
     async def serving_version(
         self, label: str | None = None, request_id: str | None = None, refresh: bool = False
     ) -> int:
-        """The version requests go to: the newest AVAILABLE one, or the label's."""
+        """The version requests go to: the newest AVAILABLE one, or the label's.
+
+        Raises:
+            UpstreamUnavailable: no version is AVAILABLE (for the label).
+        """
         cached = self._cached.get(label)
         if cached and not refresh and time.monotonic() - cached[1] < self._cache_s:
-            return cached[0]
-        async with self._refresh_lock:
+            return self._version_or_raise(label, cached[0])
+        is_canary = label is not None and label == self._canary_label
+        async with self._canary_lock if is_canary else self._refresh_lock:
             cached = self._cached.get(label)
             if cached and time.monotonic() - cached[1] < self._cache_s and not refresh:
-                return cached[0]
+                return self._version_or_raise(label, cached[0])
             if label is None:
                 statuses = await self.model_status(request_id=request_id)
                 available = [s.version for s in statuses if s.state == "AVAILABLE"]
                 version = max(available) if available else None
             else:
                 version = await self.label_version(label, request_id)
-            if version is None:
+            if version is not None or is_canary:
+                # A canary label may be absent for days: remember that as well, so the
+                # canary's share of requests does not each ask TF Serving again. Labels
+                # from requests are not remembered when absent: any name can be sent.
+                self._cached[label] = (version, time.monotonic())
+            else:
                 self._cached.pop(label, None)
-                what = f"label {label!r} of model" if label else "model"
-                raise UpstreamUnavailable(
-                    f"The {what} {self.model_name!r} has no available version yet; "
-                    "try again shortly."
-                )
-            self._cached[label] = (version, time.monotonic())
-            return version
+            return self._version_or_raise(label, version)
+
+    def _version_or_raise(self, label: str | None, version: int | None) -> int:
+        if version is None:
+            what = f"label {label!r} of model" if label else "model"
+            raise UpstreamUnavailable(
+                f"The {what} {self.model_name!r} has no available version yet; try again shortly."
+            )
+        return version
 
     async def predict(
         self,
@@ -217,16 +243,22 @@ class TFServingClient:
                 ) from exc
         chosen = await self.serving_version(label, request_id)
         try:
-            return await self._predict_at(chosen, body, request_id)
-        except _NotFound:
-            # The version was swapped out since we looked: look again, once.
-            chosen = await self.serving_version(label, request_id, refresh=True)
             try:
                 return await self._predict_at(chosen, body, request_id)
-            except _NotFound as exc:
-                raise UpstreamUnavailable(
-                    f"The model is being reloaded ({exc.message}); try again shortly."
-                ) from exc
+            except _NotFound:
+                # The version was swapped out since we looked: look again, once.
+                chosen = await self.serving_version(label, request_id, refresh=True)
+                try:
+                    return await self._predict_at(chosen, body, request_id)
+                except _NotFound as exc:
+                    raise UpstreamUnavailable(
+                        f"The model is being reloaded ({exc.message}); try again shortly."
+                    ) from exc
+        except GatewayError as exc:
+            # TF Serving named this version, so it may label metrics (a version sent by a
+            # caller may not: any number can be sent).
+            exc.model_version = chosen
+            raise
 
     async def _predict_at(self, version: int, body: bytes, request_id: str | None) -> PredictResult:
         answer = await self._request(

@@ -38,6 +38,10 @@ async def model_info(call: CallDep) -> ModelInfo:
         serving = await client.label_version(settings.model_label, request_id)
     else:
         serving = max(available) if available else None
+    canary = call.canary
+    canary_version = None
+    if canary.enabled:
+        canary_version = await client.label_version(canary.label, request_id)
     return ModelInfo(
         name=settings.model_name,
         serving_version=str(serving) if serving is not None else None,
@@ -48,4 +52,7 @@ async def model_info(call: CallDep) -> ModelInfo:
         pinned_version=settings.model_version,
         pinned_label=settings.model_label,
         model_card=read_model_card(settings.model_base_path, serving),
+        canary_percent=canary.percent,
+        canary_label=canary.label if canary.enabled else None,
+        canary_version=str(canary_version) if canary_version is not None else None,
     )

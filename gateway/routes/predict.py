@@ -1,25 +1,26 @@
 """POST /predict and /predict/batch: upload -> preprocessing -> TF Serving -> answer."""
 
 import base64
-import io
+import logging
 import re
 import time
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from gateway.config import Settings
+from gateway.canary import TRACK_CANARY, TRACK_PINNED, TRACK_PRIMARY
+from gateway.config import LABEL_PATTERN, Settings
 from gateway.deps import Call, CallDep, require_api_key
 from gateway.errors import BadRequestParameters, GatewayError, PayloadTooLarge
 from gateway.metrics import GatewayMetrics
-from gateway.preprocessing import preprocess_upload
+from gateway.preprocessing import encode_png, preprocess_upload
 from gateway.schemas import BatchItem, BatchPredictResponse, ErrorBody, PredictResponse
 from gateway.serving_client import PredictResult
 
 router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
+logger = logging.getLogger(__name__)
 # Uploads up to this size (canvas drawings, phone-size JPEGs) decode in well under a
 # millisecond: inline is cheaper than a hop to the thread pool and back.
 INLINE_DECODE_BYTES = 256 * 1024
@@ -41,7 +42,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="Pin a model version (overrides GATEWAY_MODEL_VERSION).")
 ]
-LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 LabelQuery = Annotated[
     str | None,
     Query(
@@ -56,7 +56,12 @@ IncludeImage = Annotated[
 ]
 
 
-Pin = tuple[int | None, str | None]  # (version, label) a request is sent to
+class Pin(NamedTuple):
+    """Where a request is sent: a version, a label, or neither (the newest)."""
+
+    version: int | None
+    label: str | None
+    requested: bool  # pinned by the request itself; only requests without are canaries
 
 
 async def resolve_pin(
@@ -81,8 +86,8 @@ async def resolve_pin(
         raise BadRequestParameters("Pin a model version or a label, not both.")
     if version is None and not label:
         settings: Settings = request.app.state.settings
-        return settings.model_version, settings.model_label
-    return version, label
+        return Pin(settings.model_version, settings.model_label, requested=False)
+    return Pin(version, label, requested=True)
 
 
 PinDep = Annotated[Pin, Depends(resolve_pin)]
@@ -106,9 +111,7 @@ async def normalised_upload(upload: UploadFile, call: Call) -> np.ndarray:
 
 
 def png_data_url(image: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(np.round(image * 255).astype(np.uint8), "L").save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode()
 
 
 def prediction_fields(
@@ -126,17 +129,48 @@ def prediction_fields(
 
 
 async def classify(images: np.ndarray, call: Call, pin: Pin) -> PredictResult:
+    """Ask the canary (for its share of unpinned requests), else or on failure the primary.
+
+    A canary failure of any kind is counted and the request served by the primary, so a
+    bad canary never fails a user; only the primary's own errors reach them.
+    """
+    if not pin.requested and call.canary.picks_canary():
+        try:
+            return await _timed_predict(images, call, None, call.canary.label, TRACK_CANARY)
+        except GatewayError as exc:
+            call.metrics.canary_fallbacks.labels(exc.kind).inc()
+            if call.canary.should_log_fallback():
+                logger.warning(
+                    "Canary label %r failed (%s: %s); the primary serves instead "
+                    "(logged once a minute, counted in gateway_canary_fallbacks_total).",
+                    call.canary.label,
+                    exc.kind,
+                    exc.detail,
+                )
+    track = TRACK_PINNED if pin.requested else TRACK_PRIMARY
+    return await _timed_predict(images, call, pin.version, pin.label, track)
+
+
+async def _timed_predict(
+    images: np.ndarray, call: Call, version: int | None, label: str | None, track: str
+) -> PredictResult:
     started = time.perf_counter()
-    outcome = "ok"
     try:
-        return await call.client.predict(
-            images, version=pin[0], label=pin[1], request_id=call.request_id
+        result = await call.client.predict(
+            images, version=version, label=label, request_id=call.request_id
         )
     except GatewayError as exc:
-        outcome = exc.kind
+        # Versions sent by callers never become label values (any number can be sent);
+        # the configured one and those TF Serving named can.
+        failed = exc.model_version or (version if track == TRACK_PRIMARY else None)
+        call.metrics.upstream.labels(exc.kind, str(failed) if failed else "unknown", track).observe(
+            time.perf_counter() - started
+        )
         raise
-    finally:
-        call.metrics.upstream.labels(outcome).observe(time.perf_counter() - started)
+    call.metrics.upstream.labels("ok", str(result.model_version), track).observe(
+        time.perf_counter() - started
+    )
+    return result
 
 
 @router.post("/predict", response_model=PredictResponse, responses=ERROR_RESPONSES)

@@ -1,5 +1,6 @@
 // Draw-a-digit page: draws on a canvas, posts it (or an uploaded file) to /predict and
-// shows the answer, all ten probabilities and the 28x28 image the model saw.
+// shows the answer, all ten probabilities and the 28x28 image the model saw; when the
+// gateway stores feedback, "that's wrong, it was..." posts the same image to /feedback.
 "use strict";
 
 const pad = document.getElementById("pad");
@@ -7,6 +8,8 @@ const ctx = pad.getContext("2d");
 const $ = (id) => document.getElementById(id);
 let drawing = false;
 let hasInk = false;
+let feedbackEnabled = false;
+let lastPrediction = null;  // {blob, name, digit, version} of the answer on screen
 
 function clearPad() {
   ctx.clearRect(0, 0, pad.width, pad.height);
@@ -73,12 +76,59 @@ function showAnswer(body) {
   }));
 }
 
-async function classify(blob, name) {
-  const form = new FormData();
-  form.append("file", blob, name);
+function apiHeaders() {
   const headers = {};
   const key = $("api-key").value.trim();
   if (key) headers["X-API-Key"] = key;
+  return headers;
+}
+
+function resetFeedback() {
+  $("feedback").hidden = !(feedbackEnabled && lastPrediction);
+  $("feedback-label").value = "";
+  $("feedback-send").disabled = false;
+  $("feedback-status").textContent = "";
+  $("feedback-status").classList.remove("failed");
+}
+
+function showFeedbackStatus(message, failed) {
+  $("feedback-status").textContent = message;
+  $("feedback-status").classList.toggle("failed", failed);
+}
+
+async function sendFeedback(event) {
+  event.preventDefault();
+  const label = $("feedback-label").value;
+  if (!lastPrediction || label === "") { showFeedbackStatus("Choose the digit it was.", true); return; }
+  const form = new FormData();
+  form.append("file", lastPrediction.blob, lastPrediction.name);
+  form.append("label", label);
+  form.append("predicted_digit", String(lastPrediction.digit));
+  form.append("model_version", lastPrediction.version);
+  $("feedback-send").disabled = true;
+  let response;
+  try {
+    response = await fetch("../feedback", { method: "POST", body: form, headers: apiHeaders() });
+  } catch (error) {
+    $("feedback-send").disabled = false;
+    showFeedbackStatus("The service cannot be reached. Check your connection and try again.", true);
+    return;
+  }
+  let body = {};
+  try { body = await response.json(); } catch (error) { /* not JSON: use the status below */ }
+  if (response.ok) {
+    showFeedbackStatus("Thanks — saved.", false);
+  } else {
+    $("feedback-send").disabled = false;
+    if (response.status === 401) $("key-row").hidden = false;
+    showFeedbackStatus(body.detail || `The service answered ${response.status}. Try again shortly.`, true);
+  }
+}
+
+async function classify(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  const headers = apiHeaders();
   let response;
   try {
     response = await fetch("../predict?include_image=true", { method: "POST", body: form, headers });
@@ -89,7 +139,9 @@ async function classify(blob, name) {
   let body = {};
   try { body = await response.json(); } catch (error) { /* not JSON: use the status below */ }
   if (response.ok) {
+    lastPrediction = { blob, name, digit: body.predicted_digit, version: body.model_version };
     showAnswer(body);
+    resetFeedback();
   } else {
     if (response.status === 401) $("key-row").hidden = false;
     showError(body.detail || `The service answered ${response.status}. Try again shortly.`);
@@ -102,10 +154,13 @@ $("predict").addEventListener("click", () => {
 });
 $("clear").addEventListener("click", () => {
   clearPad();
+  lastPrediction = null;
+  resetFeedback();
   $("answer").hidden = true;
   $("error").hidden = true;
   $("bars").replaceChildren();
 });
+$("feedback").addEventListener("submit", sendFeedback);
 $("file").addEventListener("change", () => {
   const file = $("file").files[0];
   if (file) classify(file, file.name);
@@ -122,5 +177,7 @@ drop.addEventListener("drop", (event) => {
 
 fetch("settings").then((r) => r.json()).then((settings) => {
   if (settings.api_key_required) $("key-row").hidden = false;
+  feedbackEnabled = Boolean(settings.feedback_enabled);
+  $("feedback").hidden = !(feedbackEnabled && lastPrediction);
 }).catch(() => {});
 clearPad();

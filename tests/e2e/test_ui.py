@@ -1,5 +1,6 @@
 """The draw-a-digit page in a real headless Chromium, against the gateway and model server."""
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.digit_images import draw_digit, encode
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e
 playwright = pytest.importorskip("playwright.sync_api")
@@ -66,6 +67,7 @@ def test_ui_draw_predict_upload_and_errors(
     assert page.locator("#bars li").count() == 10
     assert page.locator("#version").inner_text() == "1"
     assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
+    assert page.locator("#feedback").is_hidden()  # this gateway stores no feedback
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-drawn-digit.png"), full_page=True)
 
@@ -93,3 +95,40 @@ def test_ui_fits_a_phone_screen(shared_stack: Stack, browser: object) -> None:
     assert canvas["x"] >= 0 and canvas["x"] + canvas["width"] <= 375
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.screenshot(path=str(ARTIFACTS / "ui-phone.png"))
+
+
+def test_ui_thats_wrong_sends_the_drawing_as_feedback(
+    shared_stack: Stack, browser: object, tmp_path: Path
+) -> None:
+    folder = tmp_path / "feedback"
+    front = gateway(
+        shared_stack.serving.url, free_port(), tmp_path / "gateway.log", feedback_dir=str(folder)
+    )
+    try:
+        front.start()
+        page = browser.new_page(viewport={"width": 900, "height": 800})  # type: ignore[attr-defined]
+        page.goto(f"{front.url}/ui/")
+        draw_seven(page)
+        page.click("#predict")
+        page.wait_for_selector("#feedback:not([hidden])")
+        shown = page.locator("#digit").inner_text()
+
+        page.select_option("#feedback-label", "1")
+        page.click("#feedback-send")
+        # A locator wait: the page's CSP forbids the eval a string predicate would need.
+        playwright.expect(page.locator("#feedback-status")).to_have_text("Thanks — saved.")
+        page.screenshot(path=str(ARTIFACTS / "ui-feedback.png"), full_page=True)
+
+        page.click("#clear")
+        assert page.locator("#feedback").is_hidden()
+    finally:
+        front.stop()
+
+    (stored,) = folder.glob("*.json")
+    metadata = json.loads(stored.read_text())
+    assert (metadata["label"], metadata["predicted_digit"], metadata["model_version"]) == (
+        1,
+        int(shown),
+        "1",
+    )
+    assert (folder / metadata["image"]).is_file()

@@ -124,7 +124,12 @@ def make_client(
     opened: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        settings = Settings(tf_serving_url="http://tf-serving:8501", version_cache_s=0, **overrides)  # type: ignore[arg-type]
+        values: dict[str, object] = {
+            "tf_serving_url": "http://tf-serving:8501",
+            "version_cache_s": 0,
+            **overrides,
+        }
+        settings = Settings(**values)  # type: ignore[arg-type]
         client = TestClient(create_app(settings, transport=httpx.MockTransport(fake_tf_serving)))
         client.__enter__()
         opened.append(client)

@@ -2,7 +2,11 @@
 the documented schema (status codes, content types, headers, bodies).
 
 Schema-valid requests may still be refused (random bytes are not an image of a digit), so
-the "positive data acceptance" check is the one check left out."""
+the "positive data acceptance" check is the one check left out. Feedback is on, in a
+temporary folder, so /feedback is fuzzed past its 404."""
+
+import tempfile
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,8 +17,14 @@ from gateway.config import Settings
 from gateway.main import create_app
 from tests.gateway.conftest import FakeTFServing
 
+# Removed when the interpreter exits.
+FEEDBACK_DIR = tempfile.TemporaryDirectory(prefix="fuzz-feedback-")
 app = create_app(
-    Settings(tf_serving_url="http://tf-serving:8501", version_cache_s=0),
+    Settings(
+        tf_serving_url="http://tf-serving:8501",
+        version_cache_s=0,
+        feedback_dir=Path(FEEDBACK_DIR.name),
+    ),
     transport=httpx.MockTransport(FakeTFServing()),
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -29,6 +39,6 @@ def test_fuzz_openapi_no_server_errors_and_schema_conformance(case: schemathesis
     case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
 
 
-@pytest.mark.parametrize("path", ["/", "/healthz", "/model"])
+@pytest.mark.parametrize("path", ["/", "/healthz", "/model", "/feedback"])
 def test_fuzz_smoke_paths_exist(path: str) -> None:
     assert path in schema.raw_schema["paths"]

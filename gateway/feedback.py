@@ -1,0 +1,115 @@
+"""Feedback storage: each corrected digit becomes `<id>.png` + `<id>.json` in GATEWAY_FEEDBACK_DIR.
+
+Both files are written under a hidden temporary name in the same folder and renamed into
+place, the PNG first: a reader never sees half a file, and every `<id>.json` has its PNG.
+The layout is read by training (`--feedback-dir`); docs/canary-and-feedback.md describes it.
+"""
+
+import logging
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from gateway.errors import StorageUnavailable
+from gateway.preprocessing import encode_png
+
+logger = logging.getLogger(__name__)
+FILE_MODE = 0o644  # training may run as another user of the same volume
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """One line of metadata, as stored in `<id>.json`."""
+
+    id: str
+    label: int
+    predicted_digit: int | None
+    model_version: str | None
+    created_at: str
+    request_id: str
+    image: str  # the file name of the digit beside it: "<id>.png"
+
+
+class FeedbackStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def prepare(self) -> None:
+        """Create the folder if needed; fail at startup, not at the first feedback.
+
+        Raises:
+            RuntimeError: the folder cannot be created or written, naming the setting.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeError(
+                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} cannot be created ({exc}); "
+                "point it at a writable folder or unset it to turn feedback off."
+            ) from exc
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise RuntimeError(
+                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} is not writable by this process; "
+                "point it at a writable folder or unset it to turn feedback off."
+            )
+
+    def save(
+        self,
+        digit: np.ndarray,
+        *,
+        label: int,
+        predicted_digit: int | None,
+        model_version: str | None,
+        request_id: str,
+    ) -> FeedbackItem:
+        """Store a normalised [28, 28] digit and its metadata; blocking (run it in a thread).
+
+        Raises:
+            StorageUnavailable: the files could not be written; nothing is left behind.
+        """
+        item_id = uuid.uuid4().hex
+        item = FeedbackItem(
+            id=item_id,
+            label=label,
+            predicted_digit=predicted_digit,
+            model_version=model_version,
+            created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            request_id=request_id,
+            image=f"{item_id}.png",
+        )
+        image_path = self.folder / item.image
+        try:
+            self._write_atomically(image_path, encode_png(digit))
+            try:
+                self._write_atomically(
+                    self.folder / f"{item_id}.json",
+                    orjson.dumps(asdict(item), option=orjson.OPT_APPEND_NEWLINE),
+                )
+            except OSError:
+                image_path.unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            logger.error("Could not store feedback in %s", self.folder, exc_info=True)
+            raise StorageUnavailable(
+                "The feedback could not be stored right now; try again later."
+            ) from exc
+        return item
+
+    @staticmethod
+    def _write_atomically(path: Path, data: bytes) -> None:
+        temporary = path.with_name(f".{path.name}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
