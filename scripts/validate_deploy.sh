@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Validate Dockerfiles, docker-compose.yml and k8s/ offline with real validators. Every
-# check runs, even after one fails, and the script fails at the end if any did.
+# Validate Dockerfiles, docker-compose.yml, k8s/ and monitoring/ offline with real validators.
+# Every check runs, even after one fails, and the script fails at the end if any did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,11 +31,64 @@ done
 check "hadolint" "$B/hadolint" Dockerfile.gateway training/Dockerfile
 check "docker-compose config" "$B/docker-compose" -f docker-compose.yml config -q
 check "compose-spec schema" "$B/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
-check "yamllint" "$B/yamllint" -c .yamllint.yaml k8s docker-compose.yml .yamllint.yaml .checkov.yaml
+check "yamllint" "$B/yamllint" -c .yamllint.yaml k8s docker-compose.yml .yamllint.yaml .checkov.yaml \
+  monitoring
 check "checkov k8s" "$B/checkov" -d k8s --framework kubernetes --skip-download --compact \
   --quiet --config-file .checkov.yaml
 check "checkov dockerfiles" "$B/checkov" -f Dockerfile.gateway -f training/Dockerfile \
   --framework dockerfile --skip-download --compact --quiet --config-file .checkov.yaml
+
+# Prometheus' own parser, from Debian's prometheus package (promtool is not on PyPI).
+PROMTOOL=${PROMTOOL:-promtool}
+DASHBOARD=monitoring/grafana/dashboards/mnist.json
+
+# promtool has no command that parses a bare expression in every version: write each PromQL
+# expression of the dashboard (panels and annotations) as a recording rule, with Grafana's
+# interval variables replaced by durations, and let `promtool check rules` parse them all.
+dashboard_promql() {
+  local rules status
+  rules=$(mktemp --suffix=.yml) || return 1
+  python3 - "$DASHBOARD" >"$rules" <<'PY'
+import json, re, sys
+
+GRAFANA_INTERVALS = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|__interval|__range)\}")
+exprs = []
+
+def walk(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "expr" and isinstance(value, str) and value.strip():
+                exprs.append(value)
+            else:
+                walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            walk(value)
+
+walk(json.load(open(sys.argv[1])))
+rules = []
+for number, expr in enumerate(exprs):
+    expr = GRAFANA_INTERVALS.sub("5m", expr)
+    if "$" in expr:
+        sys.exit(f"{sys.argv[1]}: a variable promtool cannot stand in for: {expr}")
+    rules.append({"record": f"dashboard:expr_{number}", "expr": expr})
+if not rules:
+    sys.exit(f"{sys.argv[1]}: no PromQL expression found")
+json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, sys.stdout)  # JSON is YAML
+PY
+  status=$?
+  [ $status -eq 0 ] && { "$PROMTOOL" check rules "$rules"; status=$?; }
+  rm -f "$rules"
+  return $status
+}
+
+if command -v "$PROMTOOL" >/dev/null 2>&1; then
+  check "promtool check config" "$PROMTOOL" check config monitoring/prometheus.yml
+  check "dashboard PromQL (promtool)" dashboard_promql
+else
+  echo "==> promtool: not found; install Debian's prometheus package (apt-get install prometheus)"
+  failed+=("promtool (not installed)")
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${failed[@]}"
