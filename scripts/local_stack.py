@@ -1,6 +1,10 @@
-"""Run the whole stack on this machine without Docker: train a model if none exists, start
-the local model server (in place of the tensorflow/serving image) and the gateway, print
-where they listen and a curl that classifies a sample digit. Ctrl-C stops everything.
+"""Run the whole stack on this machine without Docker: the local model server (in place of
+the tensorflow/serving image) and the gateway, with a model trained the first time.
+
+The first prediction comes early: with no model yet, a quick model is trained and served
+first; the full recipe then trains in the background, at low priority on fewer threads, and
+the model server swaps its version in when it is published. A later run skips every recipe
+already published. Ctrl-C stops everything, training included.
 
     python scripts/local_stack.py [--data mnist.npz] [--model-dir models/mnist]
 """
@@ -11,13 +15,20 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from services import ROOT, gateway_command, model_server_command, start, stop  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from services import gateway_command, model_server_command, start, stop  # noqa: E402
+
+from training.versions import published_recipes  # noqa: E402
+
+QUICK, FULL = "quick", "default"
 
 
 def sample_digit(path: Path) -> None:
@@ -34,6 +45,46 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def training_command(args: argparse.Namespace, recipe: str, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "training", "--model-dir", str(args.model_dir)]
+    command += ["--arch", recipe, "--unless-published", *extra]
+    if args.epochs:
+        command += ["--epochs", str(args.epochs)]
+    if args.min_accuracy is not None:
+        command += ["--min-accuracy", str(args.min_accuracy)]
+    return command + (["--data", args.data] if args.data else [])
+
+
+def _lower_priority() -> None:
+    os.nice(10)  # serving comes first; training takes what is left
+
+
+def train_in_background(args: argparse.Namespace, log_path: Path) -> subprocess.Popen[str]:
+    """The full recipe at low priority on all cores but one; its progress lines are echoed."""
+    threads = max(1, (os.cpu_count() or 1) - 1)
+    process = subprocess.Popen(
+        training_command(args, FULL, "--threads", str(threads)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=_lower_priority,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+    def echo() -> None:
+        assert process.stdout is not None
+        with log_path.open("a") as log:
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if line.startswith(("Progress:", "Test accuracy", "Redrew", "Not published")):
+                    print(f"  [full model] {line.strip()}", flush=True)
+
+    threading.Thread(target=echo, daemon=True).start()
+    return process
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("MNIST_PATH"))
@@ -46,20 +97,27 @@ def main() -> int:
         default=min(2, os.cpu_count() or 1),
         help="gateway processes (default: one per core, up to 2)",
     )
+    # For trials and tests on small data: every recipe's epochs, and the publishing gate.
+    parser.add_argument("--epochs", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--min-accuracy", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    print("==> Making sure a model exists (trains one the first time, a few minutes)", flush=True)
-    train = [sys.executable, "-m", "training", "--if-missing", "--model-dir", str(args.model_dir)]
-    if args.data:
-        train += ["--data", args.data]
-    if subprocess.run(train, cwd=ROOT).returncode != 0:
-        return 1
-
     processes: list[subprocess.Popen[bytes]] = []
+    training: subprocess.Popen[str] | None = None
     # Ctrl-C and `kill` both stop everything this script started.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
+        published = published_recipes(args.model_dir)
+        if not published:
+            print(
+                "==> No model yet: training a quick one first (about a minute on 2 cores); "
+                "the full model follows in the background",
+                flush=True,
+            )
+            if subprocess.run(training_command(args, QUICK), cwd=ROOT).returncode != 0:
+                return 1
+
         print(f"==> Starting the model server on :{args.serving_port}", flush=True)
         serving_url = f"http://127.0.0.1:{args.serving_port}"
         processes.append(
@@ -83,18 +141,41 @@ def main() -> int:
             )
         )
 
+        log_path = args.model_dir.parent / "training.log"
+        if FULL not in published_recipes(args.model_dir).values():
+            training = train_in_background(args, log_path)
+            plan = (
+                f"training the full model in the background (low priority; log: {log_path}).\n"
+                "                It is published as the next version and swapped in under "
+                "traffic; progress shows below."
+            )
+        else:
+            plan = "the full model is published; nothing to train."
+
         sample = args.model_dir.parent / "sample-digit.png"
         sample_digit(sample)
         print(
             f"\nThe stack is up.\n"
-            f"  gateway       {gateway_url}   (API docs: {gateway_url}/docs)\n"
-            f"  model server  {serving_url}   (TF Serving REST API)\n\n"
+            f"  gateway       {gateway_url}\n"
+            f"  API docs      {gateway_url}/docs\n"
+            f"  web page      {gateway_url}/ui   (draw a digit)\n"
+            f"  served model  {gateway_url}/model\n"
+            f"  model server  {serving_url}   (TF Serving REST API)\n"
+            f"  training      {plan}\n\n"
             f"Classify a sample digit:\n"
             f"  curl -F file=@{sample} {gateway_url}/predict\n\n"
             f"Press Ctrl-C to stop.",
             flush=True,
         )
         while all(process.poll() is None for process in processes):
+            if training is not None and training.poll() is not None:
+                outcome = "published" if training.returncode == 0 else "failed"
+                print(
+                    f"==> The full model's training {outcome}; see {log_path}. The model "
+                    "server serves the newest version.",
+                    flush=True,
+                )
+                training = None
             time.sleep(0.5)
         print("error: a service stopped; shutting down the rest", file=sys.stderr)
         return 1
@@ -102,7 +183,7 @@ def main() -> int:
         print("\n==> Stopping", flush=True)
         return 0
     finally:
-        stop(processes)
+        stop([*processes, *([training] if training is not None else [])])  # type: ignore[list-item]
 
 
 if __name__ == "__main__":

@@ -18,10 +18,12 @@ import numpy as np
 from contract import NUM_CLASSES
 from training.data import DataUnavailable, MnistData, holdout_size, load_mnist
 from training.recipes import ARCHITECTURES, RECIPES, Recipe
-from training.versions import existing_versions
+from training.versions import existing_versions, published_recipes
 
 if TYPE_CHECKING:
     import keras
+
+    from training.feedback import Feedback
 
 EXIT_BELOW_GATE = 1
 EXIT_DATA_ERROR = 2
@@ -57,9 +59,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="do nothing when a version already exists (first start of a stack)",
     )
+    parser.add_argument(
+        "--unless-published",
+        action="store_true",
+        help="do nothing when a version of this recipe is already published",
+    )
+    parser.add_argument(
+        "--feedback-dir",
+        type=Path,
+        help="corrections stored by the gateway's POST /feedback, added to training",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for training (default: all cores); fewer leave room for serving",
+    )
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
     return args
 
 
@@ -73,22 +92,36 @@ class Splits:
     y_holdout: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    feedback: "Feedback | None" = None
 
 
-def prepare(data: MnistData, upload_domain: bool, seed: int) -> Splits:
-    """Hold back the end of the train split; add the upload-like copy when the recipe asks."""
+def prepare(
+    data: MnistData,
+    upload_domain: bool,
+    seed: int,
+    processes: int,
+    feedback: "Feedback | None" = None,
+) -> Splits:
+    """Hold back the end of the train split; add the upload-like copy when the recipe asks,
+    and the users' corrections, weighted."""
     held = holdout_size(len(data.x_train))
     images, labels = data.x_train[:-held], data.y_train[:-held]
     x_train = images.astype("float32") / 255.0
     y_train = labels
+    if feedback is not None and len(feedback.x_train):
+        from training.feedback import FEEDBACK_WEIGHT
+
+        repeated = np.repeat(feedback.x_train, FEEDBACK_WEIGHT, axis=0)
+        x_train = np.concatenate([x_train, repeated.astype("float32") / 255.0])
+        y_train = np.concatenate([y_train, np.repeat(feedback.y_train, FEEDBACK_WEIGHT)])
     if upload_domain:
         from training.domain import upload_like
 
         started = time.monotonic()
-        redrawn = upload_like(images, seed, processes=min(2, os.cpu_count() or 1))
+        redrawn = upload_like(images, seed, processes=min(2, processes))
         print(f"Redrew {len(images)} digits as uploads in {time.monotonic() - started:.0f} s")
         x_train = np.concatenate([x_train, redrawn])
-        y_train = np.concatenate([labels, labels])
+        y_train = np.concatenate([y_train, labels])
     return Splits(
         x_train[..., None],
         y_train.astype(np.int64),
@@ -96,6 +129,7 @@ def prepare(data: MnistData, upload_domain: bool, seed: int) -> Splits:
         data.y_train[-held:].astype(np.int64),
         (data.x_test.astype("float32") / 255.0)[..., None],
         data.y_test.astype(np.int64),
+        feedback,
     )
 
 
@@ -103,6 +137,20 @@ def fit(
     model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
 ) -> dict[str, list[float]]:
     import keras
+
+    class ExpectedFinish(keras.callbacks.Callback):  # type: ignore[misc]
+        """After each epoch, how far training is and when it should end: for a person (or
+        the local stack's banner) watching a training in the background."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            done = epoch + 1
+            remaining = (time.monotonic() - self.started) / done * (epochs - done)
+            finish = time.strftime("%H:%M:%S", time.localtime(time.time() + remaining))
+            print(f"Progress: epoch {done}/{epochs}, expected finish {finish}", flush=True)
 
     history = model.fit(
         splits.x_train,
@@ -116,6 +164,7 @@ def fit(
             keras.utils.to_categorical(splits.y_holdout, NUM_CLASSES),
         ),
         verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=[ExpectedFinish()],
     )
     return dict(history.history)
 
@@ -133,6 +182,24 @@ def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
     picked = calibrated[np.arange(len(predicted)), splits.y_test]
     ece_before, bins_before = calibration.reliability(raw, splits.y_test)
     ece_after, bins_after = calibration.reliability(calibrated, splits.y_test)
+    feedback_card = None
+    if splits.feedback is not None:
+        from training.feedback import FEEDBACK_WEIGHT
+
+        fb = splits.feedback
+        holdout_accuracy = None
+        if len(fb.x_holdout):
+            answers = model.predict((fb.x_holdout / 255.0)[..., None], verbose=0)
+            holdout_accuracy = round(float((answers.argmax(axis=1) == fb.y_holdout).mean()), 5)
+        feedback_card = {
+            "items": fb.items,
+            "duplicates_dropped": fb.duplicates,
+            "skipped": fb.skipped,
+            "train_examples": len(fb.x_train),
+            "weight": FEEDBACK_WEIGHT,
+            "holdout_examples": len(fb.x_holdout),
+            "holdout_accuracy": holdout_accuracy,
+        }
     return {
         "accuracy": float((predicted == splits.y_test).mean()),
         "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
@@ -149,6 +216,7 @@ def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
         },
         "bins_before": bins_before,
         "bins_after": bins_after,
+        "feedback": feedback_card,
     }
 
 
@@ -158,9 +226,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.if_missing and versions:
         print(f"Model version {versions[-1]} exists in {args.model_dir}; nothing to train.")
         return 0
+    if args.unless_published:
+        same = [v for v, recipe in published_recipes(args.model_dir).items() if recipe == args.arch]
+        if same:
+            print(f"Version {same[-1]} of recipe {args.arch!r} is published; nothing to train.")
+            return 0
 
     # TensorFlow takes seconds to import: only pay for it when there is work to do.
     import keras
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
     from training import report
     from training.export import publish
@@ -178,7 +256,21 @@ def main(argv: list[str] | None = None) -> int:
     keras.utils.set_random_seed(args.seed)
     recipe = RECIPES[args.arch]
     epochs = args.epochs or recipe.epochs
-    splits = prepare(data, recipe.upload_domain, args.seed)
+    feedback = None
+    if args.feedback_dir is not None:
+        from training.feedback import load_feedback
+
+        if not args.feedback_dir.is_dir():
+            print(f"error: --feedback-dir {args.feedback_dir} is not a folder", file=sys.stderr)
+            return EXIT_DATA_ERROR
+        feedback = load_feedback(args.feedback_dir)
+        print(
+            f"Feedback: {feedback.items} corrections ({feedback.duplicates} repeats, "
+            f"{feedback.skipped} unreadable); {len(feedback.x_train)} train, "
+            f"{len(feedback.x_holdout)} held out"
+        )
+    threads = args.threads or os.cpu_count() or 1
+    splits = prepare(data, recipe.upload_domain, args.seed, threads, feedback)
     steps_per_epoch = -(-len(splits.x_train) // recipe.batch_size)
     model = build_model(args.arch, steps_per_epoch, epochs)
 
@@ -214,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         parameters=model.count_params(),
         calibration=result["calibration"],  # type: ignore[arg-type]
     )
+    if result["feedback"] is not None:
+        card["feedback"] = result["feedback"]
     path = publish(
         model,
         args.model_dir,

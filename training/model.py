@@ -15,7 +15,10 @@ def build_model(arch: str, steps_per_epoch: int, epochs: int) -> keras.Model:
     cross-entropy).
     """
     recipe = RECIPES[arch]
-    model = _build_seed() if arch == "seed" else _build_default(recipe.augment, recipe.dropout)
+    if recipe.network == "seed":
+        model = _build_seed()
+    else:
+        model = _build_default(recipe.augment, recipe.dropout)
     model.compile(
         optimizer=keras.optimizers.Adam(
             _learning_rate(recipe, steps_per_epoch, epochs),

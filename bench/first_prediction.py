@@ -1,0 +1,126 @@
+"""A newcomer's first minutes: time from `make run` with no model to the first answered
+/predict, and /predict latency while the full recipe trains in the background, against the
+same stack with nothing training.
+
+    python bench/first_prediction.py --data mnist.npz [--seconds 30]
+
+Runs scripts/local_stack.py on an empty models folder, waits for the first 200 from
+/predict, measures latency at concurrency 1 and 8 while the full model trains, stops it
+(Ctrl-C), then serves the same quick model with nothing training and measures again.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from services import gateway_command, model_server_command, start, stop  # noqa: E402
+
+from bench.digits import uploads  # noqa: E402
+from bench.loadgen import LoadResult, run_load  # noqa: E402
+
+SERVING_PORT, GATEWAY_PORT = 18801, 18802
+GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
+
+
+def first_answer(upload: tuple[str, bytes, str], timeout_s: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            response = httpx.post(f"{GATEWAY}/predict", files={"file": upload}, timeout=5)
+            if response.status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"error: no answer from /predict within {timeout_s:.0f} s")
+
+
+def latency(seconds: float) -> dict[int, LoadResult]:
+    import aiohttp
+
+    files = uploads()
+
+    def request(i: int) -> tuple[str, dict[str, object]]:
+        form = aiohttp.FormData()
+        name, data, kind = files[i % len(files)]
+        form.add_field("file", data, filename=name, content_type=kind)
+        return f"{GATEWAY}/predict", {"data": form}
+
+    return {c: run_load(request, c, seconds) for c in (1, 8)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    models = Path(tempfile.mkdtemp(prefix="first-prediction-")) / "mnist"
+    stack = subprocess.Popen(
+        [
+            sys.executable,
+            "scripts/local_stack.py",
+            "--data",
+            args.data,
+            "--model-dir",
+            str(models),
+            "--serving-port",
+            str(SERVING_PORT),
+            "--gateway-port",
+            str(GATEWAY_PORT),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    try:
+        until_first = first_answer(uploads()[0], 600)
+        training = latency(args.seconds)
+    finally:
+        stack.send_signal(signal.SIGINT)
+        stack.wait(timeout=60)
+
+    quiet = {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{SERVING_PORT}"}
+    processes = [
+        start(
+            model_server_command(models, SERVING_PORT, "--log-level", "warning"),
+            f"http://127.0.0.1:{SERVING_PORT}/v1/models/mnist",
+            {"TF_CPP_MIN_LOG_LEVEL": "2"},
+            quiet=True,
+        ),
+        start(
+            gateway_command(GATEWAY_PORT, "--workers", "2", "--log-level", "warning"),
+            f"{GATEWAY}/readyz",
+            quiet,
+            quiet=True,
+        ),
+    ]
+    try:
+        idle = latency(args.seconds)
+    finally:
+        stop(processes)
+
+    print(f"\nFirst minutes of the local stack, {os.cpu_count()} cores")
+    print(f"time from start (no model) to the first answered /predict: {until_first:.0f} s\n")
+    print("| /predict | concurrency | requests/s | p50 ms | p99 ms | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, results in (("full model training", training), ("nothing training", idle)):
+        for concurrency, r in results.items():
+            print(
+                f"| {name} | {concurrency} | {r.rate:.0f} | {r.p50:.1f} | "
+                f"{r.percentile(99):.1f} | {r.errors} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

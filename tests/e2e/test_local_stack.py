@@ -1,0 +1,136 @@
+"""`make run` on a machine with no model: a quick model serves first, the full recipe trains
+in the background and is swapped in under traffic, and a second run serves at once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.digit_images import draw_digit, encode
+from tests.e2e.conftest import ROOT, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def launch(npz: Path, models: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    serving_port, gateway_port = free_port(), free_port()
+    command = [
+        sys.executable,
+        "scripts/local_stack.py",
+        "--data",
+        str(npz),
+        "--model-dir",
+        str(models),
+        "--serving-port",
+        str(serving_port),
+        "--gateway-port",
+        str(gateway_port),
+        "--gateway-workers",
+        "1",
+        # Small synthetic data: one epoch of each recipe, no accuracy gate.
+        "--epochs",
+        "1",
+        "--min-accuracy",
+        "0",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    return process, f"http://127.0.0.1:{gateway_port}"
+
+
+def wait_for(check: object, timeout_s: float, log: Path) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            if check():  # type: ignore[operator]
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout_s} s; log:\n{log.read_text()[-3000:]}")
+
+
+def served_recipe(url: str) -> str | None:
+    card = httpx.get(f"{url}/model", timeout=5).json().get("model_card") or {}
+    return card.get("architecture")
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+
+
+def test_local_stack_serves_quick_model_then_swaps_in_the_full_one(
+    synthetic_npz: Path, tmp_path: Path
+) -> None:
+    models, log = tmp_path / "models" / "mnist", tmp_path / "stack.log"
+    process, url = launch(synthetic_npz, models, log)
+    upload = {"file": ("seven.png", encode(draw_digit(7, size=120, stroke=3)), "image/png")}
+    try:
+        wait_for(
+            lambda: httpx.post(f"{url}/predict", files=upload, timeout=5).status_code == 200,
+            240,
+            log,
+        )
+        assert served_recipe(url) == "quick"
+
+        statuses: Counter[int] = Counter()
+        versions: Counter[str] = Counter()
+        stop = threading.Event()
+
+        def drive() -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    response = client.post(f"{url}/predict", files=upload)
+                    statuses[response.status_code] += 1
+                    if response.status_code == 200:
+                        versions[response.json()["model_version"]] += 1
+                    time.sleep(0.05)
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        try:
+            wait_for(lambda: served_recipe(url) == "default", 300, log)
+            time.sleep(2)  # requests keep flowing after the swap
+        finally:
+            stop.set()
+            driver.join()
+
+        assert set(statuses) == {200}, statuses
+        assert set(versions) == {"1", "2"}, versions
+    finally:
+        interrupt(process)
+
+    assert process.returncode == 0
+    cards = sorted(models.glob("*/assets.extra/model_card.json"))
+    assert [json.loads(path.read_text())["architecture"] for path in cards] == ["quick", "default"]
+
+    # The next run finds both recipes published: it serves in seconds and trains nothing.
+    started = time.monotonic()
+    process, url = launch(synthetic_npz, models, log)
+    try:
+        wait_for(
+            lambda: httpx.post(f"{url}/predict", files=upload, timeout=5).status_code == 200,
+            60,
+            log,
+        )
+        took = time.monotonic() - started
+        assert served_recipe(url) == "default"
+    finally:
+        interrupt(process)
+    assert took < 60
+    assert "nothing to train" in log.read_text()
+    assert len(list(models.iterdir())) == 2
