@@ -38,8 +38,10 @@ from bench.recognition_sets import (  # noqa: E402
 )
 
 HELD_OUT = "other-writers-8px"
-# CI fails below these (share answered right for legible kinds, share refused for the rest).
-FLOORS = {"right": 0.98, "held_out_right": 0.90, "refused": 0.90, "mnist_right": 0.99}
+# CI fails below these (share answered right for legible kinds, share refused for the rest):
+# tripwires for regressions, set under the measured figures (docs/recognition.md) by more
+# than the sampling noise of CI's 200 uploads per kind (50 per non-digit kind).
+FLOORS = {"right": 0.96, "held_out_right": 0.92, "refused": 0.85, "mnist_right": 0.985}
 CONCURRENCY = 8
 
 

@@ -93,6 +93,31 @@ def model_server(base: Path, port: int, log: Path) -> Service:
     )
 
 
+def config_model_server(config: Path, port: int, log: Path) -> Service:
+    """The local model server on a models.config it re-reads twice a second, labels allowed
+    on versions still loading (as the stack runs TF Serving)."""
+    return Service(
+        [
+            sys.executable,
+            "-m",
+            "serving",
+            "--model-config-file",
+            str(config),
+            "--model-config-file-poll-wait-seconds",
+            "0.5",
+            "--allow-version-labels-for-unavailable-models",
+            "--file-system-poll-wait-seconds",
+            "0.5",
+            "--port",
+            str(port),
+        ],
+        f"http://127.0.0.1:{port}",
+        "/v1/models/mnist",
+        {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        log,
+    )
+
+
 def gateway(serving_url: str, port: int, log: Path, **settings: str) -> Service:
     env = {
         **os.environ,

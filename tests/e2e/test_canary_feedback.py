@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.digit_images import draw_digit, encode
-from tests.e2e.conftest import Service, free_port, gateway
+from tests.e2e.conftest import Service, config_model_server, free_port, gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -86,26 +85,7 @@ def canary_stack(
     config = folder / "models.config"
     write_config(config, base, {"stable": 1, "canary": 2})
     port = free_port()
-    serving = Service(
-        [
-            sys.executable,
-            "-m",
-            "serving",
-            "--model-config-file",
-            str(config),
-            "--model-config-file-poll-wait-seconds",
-            "0.5",
-            "--allow-version-labels-for-unavailable-models",
-            "--file-system-poll-wait-seconds",
-            "0.5",
-            "--port",
-            str(port),
-        ],
-        f"http://127.0.0.1:{port}",
-        "/v1/models/mnist",
-        {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        folder / "serving.log",
-    )
+    serving = config_model_server(config, port, folder / "serving.log")
     feedback = folder / "feedback"
     front = gateway(
         serving.url,

@@ -129,8 +129,9 @@ def test_local_stack_serves_quick_model_then_swaps_in_the_full_one(
         )
         took = time.monotonic() - started
         assert served_recipe(url) == "default"
+        wait_for(lambda: log.read_text().count("The stack is up") == 2, 30, log)
     finally:
         interrupt(process)
     assert took < 60
-    assert "nothing to train" in log.read_text()
+    assert "the full model is published; nothing to train" in log.read_text()
     assert len(list(models.iterdir())) == 2

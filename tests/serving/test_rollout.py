@@ -421,33 +421,14 @@ def label_version(url: str, label: str) -> str:
 def test_e2e_rollout_publishes_to_stable_without_a_failed_request(
     exported_model: Path, tmp_path: Path
 ) -> None:
-    from tests.e2e.conftest import Service, free_port
+    from tests.e2e.conftest import config_model_server, free_port
 
     base = tmp_path / "models" / "mnist"
     shutil.copytree(exported_model, base / "1")
     config = tmp_path / "models.config"
     config.write_text(LATEST.replace("/models/mnist", str(base)))
     port = free_port()
-    server = Service(
-        [
-            sys.executable,
-            "-m",
-            "serving",
-            "--model-config-file",
-            str(config),
-            "--model-config-file-poll-wait-seconds",
-            "0.5",
-            "--allow-version-labels-for-unavailable-models",
-            "--file-system-poll-wait-seconds",
-            "0.5",
-            "--port",
-            str(port),
-        ],
-        f"http://127.0.0.1:{port}",
-        "/v1/models/mnist",
-        {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        tmp_path / "serving.log",
-    )
+    server = config_model_server(config, port, tmp_path / "serving.log")
     try:
         server.start()
         url = server.url
