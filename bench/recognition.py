@@ -40,8 +40,8 @@ from bench.recognition_sets import (  # noqa: E402
 HELD_OUT = "other-writers-8px"
 # CI fails below these (share answered right for legible kinds, share refused for the rest):
 # tripwires for regressions, set under the measured figures (docs/recognition.md) by more
-# than the sampling noise of CI's 200 uploads per kind (50 per non-digit kind).
-FLOORS = {"right": 0.96, "held_out_right": 0.92, "refused": 0.85, "mnist_right": 0.985}
+# than twice the sampling noise of CI's 200 uploads per kind (100 per non-digit kind).
+FLOORS = {"right": 0.94, "held_out_right": 0.92, "refused": 0.82, "mnist_right": 0.975}
 CONCURRENCY = 8
 
 
@@ -179,7 +179,7 @@ def main() -> int:
         *mnist_pngs(images, labels, args.per_kind),
         *legible_uploads(images, labels, args.per_kind, seed),
         *(other_writers() if args.split == "test" else []),
-        *refusable_uploads(images, max(50, args.per_kind // 4), seed),
+        *refusable_uploads(images, max(100, args.per_kind // 4), seed),
     ]
     print(f"{len(uploads)} uploads made", flush=True)
 
