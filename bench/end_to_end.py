@@ -10,7 +10,8 @@
 
 Uploads rotate between 280x280 PNG canvas drawings and 640x480 JPEG photos of dark ink on
 light paper, made in code. Each cell is the median of --repeats runs of --seconds each. The
-load generator shares the machine's cores with the servers. Writes docs/benchmarks.md.
+load generator shares the machine's cores with the servers. Writes
+docs/benchmarks-end-to-end.md and its plot.
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""The CNN architectures and their training recipes."""
+"""The CNN networks and how a recipe compiles them (optimiser, schedule, loss)."""
 
 import keras
 from keras import layers

@@ -1,5 +1,5 @@
-"""Training recipes per architecture: budget and optimiser settings (no Keras import,
-so the command line answers --help and --if-missing instantly)."""
+"""Training recipes: a network, its budget and optimiser settings, and its data (no Keras
+import, so the command line answers --help, --if-missing and --unless-published instantly)."""
 
 from dataclasses import dataclass
 
