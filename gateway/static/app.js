@@ -51,9 +51,36 @@ function showError(message) {
   $("error").hidden = false;
 }
 
+// Which model answers, from its model card: after a version swap the page says so.
+let shownVersion = null;
+async function showModel() {
+  try {
+    const response = await fetch("../model");
+    if (!response.ok) return;
+    const info = await response.json();
+    if (!info.serving_version) return;
+    const card = info.model_card || {};
+    const parts = [`model version ${info.serving_version}`];
+    if (card.architecture) parts.push(`recipe ${card.architecture}`);
+    if (typeof card.test_accuracy === "number") {
+      parts.push(`MNIST test accuracy ${(card.test_accuracy * 100).toFixed(2)}%`);
+    }
+    if (card.calibration && typeof card.calibration.test_ece === "number") {
+      parts.push(`calibration error ${(card.calibration.test_ece * 100).toFixed(2)}%`);
+    }
+    if (typeof card.created_at === "string") parts.push(`trained ${card.created_at.slice(0, 10)}`);
+    $("model-info").textContent = "Serving " + parts.join(" · ");
+    $("model-info").hidden = false;
+    shownVersion = info.serving_version;
+  } catch (error) {
+    // The page works without it.
+  }
+}
+
 function showAnswer(body) {
   $("error").hidden = true;
   $("answer").hidden = false;
+  if (body.model_version !== shownVersion) showModel();
   $("digit").textContent = body.predicted_digit;
   $("confidence").textContent = (body.confidence * 100).toFixed(1) + "%";
   $("version").textContent = body.model_version;
@@ -180,4 +207,5 @@ fetch("settings").then((r) => r.json()).then((settings) => {
   feedbackEnabled = Boolean(settings.feedback_enabled);
   $("feedback").hidden = !(feedbackEnabled && lastPrediction);
 }).catch(() => {});
+showModel();
 clearPad();

@@ -66,6 +66,11 @@ def test_ui_draw_predict_upload_and_errors(
     assert page.locator("#digit").inner_text() in [str(d) for d in range(10)]
     assert page.locator("#bars li").count() == 10
     assert page.locator("#version").inner_text() == "1"
+    # Which model answers, from its model card (the tiny test model's recipe is "seed").
+    page.wait_for_selector("#model-info:not([hidden])")
+    assert (
+        page.locator("#model-info").inner_text().startswith("Serving model version 1 · recipe seed")
+    )
     assert page.locator("#seen").get_attribute("src").startswith("data:image/png;base64,")
     assert page.locator("#feedback").is_hidden()  # this gateway stores no feedback
     ARTIFACTS.mkdir(exist_ok=True)
