@@ -16,6 +16,14 @@ class ErrorBody(BaseModel):
     )
 
 
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` for a route: each error status with its body and description."""
+    return {
+        status: {"model": ErrorBody, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
 class DigitPrediction(BaseModel):
     predicted_digit: int = Field(ge=0, le=9, description="The most likely digit.", examples=[5])
     confidence: float = Field(

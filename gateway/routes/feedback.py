@@ -7,16 +7,15 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.deps import CallDep, FeedbackStoreDep, require_api_key
 from gateway.routes.predict import normalised_upload
-from gateway.schemas import ErrorBody, FeedbackResponse
+from gateway.schemas import FeedbackResponse, error_responses
 
 router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)])
 # Versions are what /predict answers: a number, as text.
 VERSION_PATTERN = r"^[0-9]{1,19}$"
 NOT_SENT = "none"  # the predicted_digit label value when the client did not send one
 
-FEEDBACK_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
+FEEDBACK_RESPONSES = error_responses(
+    {
         400: "The upload is not a readable image.",
         401: "An API key is required.",
         404: "Feedback is off: GATEWAY_FEEDBACK_DIR is not set.",
@@ -24,8 +23,8 @@ FEEDBACK_RESPONSES: dict[int | str, dict[str, object]] = {
         415: "The file is not in a supported image format.",
         422: "No digit found, or a label or other field out of range.",
         503: "The feedback could not be stored.",
-    }.items()
-}
+    }
+)
 
 
 @router.post(

@@ -16,7 +16,7 @@ from gateway.deps import Call, CallDep, require_api_key
 from gateway.errors import BadRequestParameters, GatewayError, PayloadTooLarge
 from gateway.metrics import GatewayMetrics
 from gateway.preprocessing import encode_png, preprocess_upload
-from gateway.schemas import BatchItem, BatchPredictResponse, ErrorBody, PredictResponse
+from gateway.schemas import BatchItem, BatchPredictResponse, PredictResponse, error_responses
 from gateway.serving_client import PredictResult
 
 router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
@@ -25,9 +25,8 @@ logger = logging.getLogger(__name__)
 # millisecond: inline is cheaper than a hop to the thread pool and back.
 INLINE_DECODE_BYTES = 256 * 1024
 
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
+ERROR_RESPONSES = error_responses(
+    {
         400: "The upload is not a readable image.",
         401: "An API key is required.",
         413: "The upload has too many bytes or pixels.",
@@ -36,8 +35,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         502: "The model server answered with an error.",
         503: "The model server is unreachable or the model is not available.",
         504: "The model server timed out.",
-    }.items()
-}
+    }
+)
 
 VersionQuery = Annotated[
     int | None, Query(ge=1, description="Pin a model version (overrides GATEWAY_MODEL_VERSION).")
