@@ -26,6 +26,7 @@ from services import ROOT, gateway_command, model_server_command, start, stop  #
 
 from bench.digits import normalised_bodies, uploads  # noqa: E402
 from bench.loadgen import LoadResult, run_load  # noqa: E402
+from training.versions import existing_versions  # noqa: E402
 
 CONCURRENCY = (1, 8, 32, 64)
 # One gateway worker per core: the gateway is the part that needs the CPU (docs/benchmarks.md).
@@ -53,7 +54,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks-end-to-end.md")
     args = parser.parse_args()
-    version = max(int(p.name) for p in args.model_dir.iterdir() if p.name.isdigit())
+    version = existing_versions(args.model_dir)[-1]
     files = uploads()
     tensors = normalised_bodies(files)
     json_headers = {"Content-Type": "application/json"}

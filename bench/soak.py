@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from services import gateway_command, model_server_command, start, stop  # noqa: E402
 
 from bench.digits import uploads  # noqa: E402
+from training.versions import existing_versions  # noqa: E402
 
 TIMEOUT_S = 10.0
 DOCUMENTED = {200, 400, 413, 415, 422, 503}
@@ -79,7 +80,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    latest = max(int(p.name) for p in args.model_dir.iterdir() if p.name.isdigit())
+    latest = existing_versions(args.model_dir)[-1]
     scratch = Path(tempfile.mkdtemp(prefix="soak-"))
     base = scratch / "mnist"
     shutil.copytree(args.model_dir / str(latest), base / "1")
