@@ -186,10 +186,13 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
     runs_in = int((ring & ~np.roll(ring, 1)).sum())
     if bands > MAX_BANDS or runs_in > MAX_BORDER_RUNS:
         return "the image shows a pattern or texture; send one digit on a plain background."
-    core_wide = _core_share(box, CORE_WIDE * longer, total)
-    core_narrow = _core_share(box, CORE_NARROW * longer, total)
+    if longer < MIN_CORE_TEST_PIXELS:
+        return None
+    integral = np.pad(box.astype(np.int32).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    core_wide = _core_share(integral, CORE_WIDE * longer, total)
+    core_narrow = _core_share(integral, CORE_NARROW * longer, total)
     dense = total >= DENSE_BOX_FILL * box.size and longer >= DENSE_MIN_SPAN * max(mask.shape)
-    if longer >= MIN_CORE_TEST_PIXELS and (
+    if (
         core_wide >= MAX_CORE_WIDE
         or (dense and core_narrow >= MAX_CORE_NARROW_DENSE)
         or (ring.mean() >= BORDER_COVER and core_narrow >= MAX_CORE_NARROW_AT_BORDER)
@@ -215,13 +218,13 @@ def _band_ink(profile: np.ndarray) -> np.ndarray:
     return np.bincount(band[inked], weights=profile[inked])
 
 
-def _core_share(box: np.ndarray, half_side: float, total: int) -> float:
+def _core_share(integral: np.ndarray, half_side: float, total: int) -> float:
     """The share of ink whose whole (2k+1)-pixel square neighbourhood is ink: thick strokes
-    and filled areas keep a core under erosion, pen strokes of a digit do not."""
+    and filled areas keep a core under erosion, pen strokes of a digit do not. `integral` is
+    the ink box's summed-area table, with a zero first row and column."""
     side = 2 * max(1, round(half_side)) + 1
-    if side > min(box.shape):
+    if side > min(integral.shape) - 1:
         return 0.0
-    integral = np.pad(box.astype(np.int32).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
     windows = (
         integral[side:, side:]
         - integral[:-side, side:]

@@ -152,8 +152,9 @@ def _one_digit_checks(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> list
     runs_in = tf.reduce_sum(
         tf.cast(tf.logical_and(ring, tf.logical_not(tf.roll(ring, 1, axis=0))), tf.int32)
     )
-    core_wide = _core_share(ink, CORE_WIDE * longer, total)
-    core_narrow = _core_share(ink, CORE_NARROW * longer, total)
+    integral = tf.pad(tf.cumsum(tf.cumsum(ink, axis=0), axis=1), [[1, 0], [1, 0]])
+    core_wide = _core_share(integral, CORE_WIDE * longer, total)
+    core_narrow = _core_share(integral, CORE_NARROW * longer, total)
     dense = tf.logical_and(
         total >= DENSE_BOX_FILL * height * width, longer >= DENSE_MIN_SPAN * frame
     )
@@ -206,11 +207,11 @@ def _band_ink(profile: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _core_share(ink: tf.Tensor, half_side: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
-    """The share of ink whose whole square neighbourhood is ink (see the gateway's twin)."""
+def _core_share(integral: tf.Tensor, half_side: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
+    """The share of ink whose whole square neighbourhood is ink (see the gateway's twin);
+    `integral` is the ink box's summed-area table with a zero first row and column."""
     # Python's round() halves to even; so does tf.round.
     side = 2 * tf.maximum(tf.cast(tf.round(half_side), tf.int32), 1) + 1
-    integral = tf.pad(tf.cumsum(tf.cumsum(ink, axis=0), axis=1), [[1, 0], [1, 0]])
 
     def share() -> tf.Tensor:
         windows = (
@@ -222,7 +223,7 @@ def _core_share(ink: tf.Tensor, half_side: tf.Tensor, total: tf.Tensor) -> tf.Te
         full = tf.cast(tf.equal(windows, tf.cast(side * side, tf.float32)), tf.float32)
         return tf.reduce_sum(full) / tf.maximum(total, 1.0)
 
-    return tf.cond(side > tf.reduce_min(tf.shape(ink)), lambda: tf.constant(0.0), share)
+    return tf.cond(side > tf.reduce_min(tf.shape(integral)) - 1, lambda: tf.constant(0.0), share)
 
 
 def _noise_level(pixels: tf.Tensor) -> tf.Tensor:
