@@ -169,7 +169,21 @@ def fit(
     return dict(history.history)
 
 
-def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
+@dataclass(frozen=True)
+class Evaluation:
+    """What the model card and the publishing gate need from the test split."""
+
+    accuracy: float
+    loss: float  # with the temperature
+    predicted: np.ndarray
+    temperature: float
+    calibration: dict[str, object]  # the model card's section
+    bins_before: list[dict[str, float]]  # reliability bins without the temperature
+    bins_after: list[dict[str, float]]
+    feedback: dict[str, object] | None  # the model card's section, with --feedback-dir
+
+
+def evaluate(model: "keras.Model", splits: Splits) -> Evaluation:
     """Test accuracy and loss with the temperature fitted on the holdout, and the
     calibration error before and after it."""
     from training import calibration
@@ -182,7 +196,7 @@ def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
     picked = calibrated[np.arange(len(predicted)), splits.y_test]
     ece_before, bins_before = calibration.reliability(raw, splits.y_test)
     ece_after, bins_after = calibration.reliability(calibrated, splits.y_test)
-    feedback_card = None
+    feedback_card: dict[str, object] | None = None
     if splits.feedback is not None:
         from training.feedback import FEEDBACK_WEIGHT
 
@@ -200,12 +214,12 @@ def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
             "holdout_examples": len(fb.x_holdout),
             "holdout_accuracy": holdout_accuracy,
         }
-    return {
-        "accuracy": float((predicted == splits.y_test).mean()),
-        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
-        "predicted": predicted,
-        "temperature": temperature,
-        "calibration": {
+    return Evaluation(
+        accuracy=float((predicted == splits.y_test).mean()),
+        loss=float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        predicted=predicted,
+        temperature=temperature,
+        calibration={
             "temperature": round(temperature, 5),
             "fitted_on": "holdout",
             "bins": calibration.ECE_BINS,
@@ -214,10 +228,10 @@ def evaluate(model: "keras.Model", splits: Splits) -> dict[str, object]:
             "test_mean_confidence": round(float(calibrated.max(axis=1).mean()), 5),
             "reliability": bins_after,
         },
-        "bins_before": bins_before,
-        "bins_after": bins_after,
-        "feedback": feedback_card,
-    }
+        bins_before=bins_before,
+        bins_after=bins_after,
+        feedback=feedback_card,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     duration = time.monotonic() - started
 
     result = evaluate(model, splits)
-    accuracy = float(result["accuracy"])  # type: ignore[arg-type]
-    matrix = report.confusion_matrix(splits.y_test, result["predicted"])  # type: ignore[arg-type]
+    accuracy = result.accuracy
+    matrix = report.confusion_matrix(splits.y_test, result.predicted)
     print(f"Test accuracy: {accuracy:.4f}")
     if accuracy < args.min_accuracy and not args.force:
         print(
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=epochs,
         seed=args.seed,
         accuracy=accuracy,
-        loss=float(result["loss"]),  # type: ignore[arg-type]
+        loss=result.loss,
         matrix=matrix,
         data_source=data.source,
         data_sha256=data.sha256,
@@ -304,21 +318,20 @@ def main(argv: list[str] | None = None) -> int:
         test_examples=len(splits.x_test),
         duration_s=duration,
         parameters=model.count_params(),
-        calibration=result["calibration"],  # type: ignore[arg-type]
+        calibration=result.calibration,
     )
-    if result["feedback"] is not None:
-        card["feedback"] = result["feedback"]
+    if result.feedback is not None:
+        card["feedback"] = result.feedback
     path = publish(
         model,
         args.model_dir,
         card,
-        temperature=float(result["temperature"]),  # type: ignore[arg-type]
+        temperature=result.temperature,
         extra_files={
             "confusion_matrix.png": report.confusion_matrix_png(matrix, accuracy),
             "training_curves.png": report.training_curves_png(history),
             "reliability_diagram.png": report.reliability_png(
-                result["bins_before"],
-                result["bins_after"],  # type: ignore[arg-type]
+                result.bins_before, result.bins_after
             ),
         },
     )
