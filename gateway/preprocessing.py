@@ -93,7 +93,8 @@ def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
             # Let libjpeg decode at 1/2..1/8 scale: big photos decode several times faster.
             image.draft("L", (WORK_SIZE, WORK_SIZE))
         image.load()
-        return _to_grayscale_on_white(ImageOps.exif_transpose(image))
+        ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
+        return _to_grayscale_on_white(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _corrupt() from exc
 
@@ -183,12 +184,14 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
         return _ONE_DIGIT_PER_IMAGE
     bands = int((_band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * total).sum())
     ring = np.concatenate([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]])
-    runs_in = int((ring & ~np.roll(ring, 1)).sum())
+    runs_in = int((ring & ~np.concatenate((ring[-1:], ring[:-1]))).sum())
     if bands > MAX_BANDS or runs_in > MAX_BORDER_RUNS:
         return "the image shows a pattern or texture; send one digit on a plain background."
     if longer < MIN_CORE_TEST_PIXELS:
         return None
-    integral = np.pad(box.astype(np.int32).cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
+    integral = np.zeros((height + 1, width + 1), np.int32)
+    np.cumsum(box, axis=0, dtype=np.int32, out=integral[1:, 1:])
+    np.cumsum(integral[1:, 1:], axis=1, out=integral[1:, 1:])
     core_wide = _core_share(integral, CORE_WIDE * longer, total)
     core_narrow = _core_share(integral, CORE_NARROW * longer, total)
     dense = total >= DENSE_BOX_FILL * box.size and longer >= DENSE_MIN_SPAN * max(mask.shape)
