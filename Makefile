@@ -19,7 +19,7 @@ $(STAMP): requirements-*.txt
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/python scripts/local_stack.py --model-dir $(MODEL_DIR) $(if $(MNIST_PATH),--data $(MNIST_PATH))
+	$(BIN)/python -m scripts.local_stack --model-dir $(MODEL_DIR) $(if $(MNIST_PATH),--data $(MNIST_PATH))
 
 test: setup
 	$(BIN)/python -m pytest

@@ -4,7 +4,12 @@ Names, shapes and normalisation constants are defined here once so that the expo
 SavedModel, the local model server and the gateway can never drift apart.
 """
 
+from pathlib import Path
+
 MODEL_NAME = "mnist"
+# A version label ("stable", "canary") as a client may put it in a /labels/<label>/ path:
+# 1-64 letters, digits, '_' or '-'. TF Serving itself takes any string in models.config.
+VERSION_LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -63,11 +68,26 @@ MIN_CORE_TEST_PIXELS = 24
 
 SIGNATURE_IMAGE = "serving_default"
 SIGNATURE_IMAGE_BYTES = "predict_image_bytes"
+SIGNATURE_PIXELS = "predict_pixels"
 INPUT_IMAGE = "image"
 INPUT_IMAGE_BYTES = "image_bytes"
+INPUT_PIXELS = "pixels"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_DIGIT = "digit"
 OUTPUT_CONFIDENCE = "confidence"
 
 MODEL_CARD_FILE = "model_card.json"
 ASSETS_EXTRA_DIR = "assets.extra"
+
+
+def version_folders(base_path: Path) -> dict[int, Path]:
+    """The models volume's versions: positive integer folders under `base_path`
+    (base_path/<version>/, as TF Serving reads it), by number. Temporary folders of an
+    export in progress, and anything else, are not versions."""
+    if not base_path.is_dir():
+        return {}
+    return {
+        int(child.name): child
+        for child in base_path.iterdir()
+        if child.name.isascii() and child.name.isdigit() and int(child.name) > 0 and child.is_dir()
+    }

@@ -2,15 +2,12 @@
 paper as uploads, and the normalised tensors the gateway makes of them."""
 
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import orjson
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gateway.preprocessing import preprocess_upload  # noqa: E402
+from gateway.preprocessing import preprocess_upload
 
 Upload = tuple[str, bytes, str]  # filename, content, content type
 

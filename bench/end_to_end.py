@@ -6,7 +6,7 @@
   (c) the naive baseline (bench/naive_baseline.py) with the same uploads;
   and /predict/batch of 32 images against 32 single requests.
 
-    python bench/end_to_end.py --model-dir models/mnist [--seconds 6] [--repeats 3]
+    python -m bench.end_to_end --model-dir models/mnist [--seconds 6] [--repeats 3]
 
 Uploads rotate between 280x280 PNG canvas drawings and 640x480 JPEG photos of dark ink on
 light paper, made in code. Each cell is the median of --repeats runs of --seconds each. The
@@ -20,15 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from services import ROOT, gateway_command, model_server_command, start, stop  # noqa: E402
-
-from bench.digits import normalised_bodies, uploads  # noqa: E402
-from bench.loadgen import LoadResult, run_load  # noqa: E402
-from training.versions import existing_versions  # noqa: E402
+from bench.digits import normalised_bodies, uploads
+from bench.loadgen import LoadResult, run_load
+from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
+from training.versions import existing_versions
 
 CONCURRENCY = (1, 8, 32, 64)
+SERVING_PORT = 18701
+SERVING_URL = f"http://127.0.0.1:{SERVING_PORT}"
 # One gateway worker per core: the gateway is the part that needs the CPU (docs/benchmarks.md).
 GATEWAY_WORKERS = 2
 PRODUCT = f"(b) gateway ({GATEWAY_WORKERS} workers) -> model server"
@@ -48,7 +47,9 @@ def median_result(results: list[LoadResult]) -> LoadResult:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.end_to_end", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--repeats", type=int, default=3)
@@ -65,8 +66,8 @@ def main() -> int:
         quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
         processes.append(
             start(
-                model_server_command(args.model_dir, 18701, "--log-level", "warning"),
-                "http://127.0.0.1:18701/v1/models/mnist",
+                model_server_command(args.model_dir, SERVING_PORT, "--log-level", "warning"),
+                model_url(SERVING_URL),
                 quiet,
                 quiet=True,
             )
@@ -76,7 +77,7 @@ def main() -> int:
                 start(
                     gateway_command(port, "--workers", str(workers), "--log-level", "warning"),
                     f"http://127.0.0.1:{port}/readyz",
-                    {"GATEWAY_TF_SERVING_URL": "http://127.0.0.1:18701"},
+                    {"GATEWAY_TF_SERVING_URL": SERVING_URL},
                     quiet=True,
                 )
             )
@@ -100,7 +101,7 @@ def main() -> int:
 
         targets = {
             "(a) model server, tensors": lambda i: (
-                "http://127.0.0.1:18701/v1/models/mnist:predict",
+                f"{model_url(SERVING_URL)}:predict",
                 {"data": tensors[i % 16], "headers": json_headers},
             ),
             PRODUCT: lambda i: (

@@ -2,7 +2,7 @@
 /predict, and /predict latency while the full recipe trains in the background, against the
 same stack with nothing training.
 
-    python bench/first_prediction.py --data mnist.npz [--seconds 30]
+    python -m bench.first_prediction --data mnist.npz [--seconds 30]
 
 Runs scripts/local_stack.py on an empty models folder, waits for the first 200 from
 /predict, measures latency at concurrency 1 and 8 while TensorFlow trains the full model
@@ -21,13 +21,10 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-from services import gateway_command, model_server_command, start, stop  # noqa: E402
-
-from bench.digits import uploads  # noqa: E402
-from bench.loadgen import LoadResult, run_load  # noqa: E402
+from bench.digits import uploads
+from bench.loadgen import LoadResult, run_load
+from contract import MODEL_NAME
+from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
 
 SERVING_PORT, GATEWAY_PORT = 18801, 18802
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
@@ -61,15 +58,18 @@ def latency(seconds: float) -> dict[int, LoadResult]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.first_prediction", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    models = Path(tempfile.mkdtemp(prefix="first-prediction-")) / "mnist"
+    models = Path(tempfile.mkdtemp(prefix="first-prediction-")) / MODEL_NAME
     stack = subprocess.Popen(
         [
             sys.executable,
-            "scripts/local_stack.py",
+            "-m",
+            "scripts.local_stack",
             "--data",
             args.data,
             "--model-dir",
@@ -99,21 +99,24 @@ def main() -> int:
         stack.wait(timeout=60)
 
     quiet = {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{SERVING_PORT}"}
-    processes = [
-        start(
-            model_server_command(models, SERVING_PORT, "--log-level", "warning"),
-            f"http://127.0.0.1:{SERVING_PORT}/v1/models/mnist",
-            {"TF_CPP_MIN_LOG_LEVEL": "2"},
-            quiet=True,
-        ),
-        start(
-            gateway_command(GATEWAY_PORT, "--workers", "2", "--log-level", "warning"),
-            f"{GATEWAY}/readyz",
-            quiet,
-            quiet=True,
-        ),
-    ]
+    processes = []
     try:
+        processes.append(
+            start(
+                model_server_command(models, SERVING_PORT, "--log-level", "warning"),
+                model_url(f"http://127.0.0.1:{SERVING_PORT}"),
+                {"TF_CPP_MIN_LOG_LEVEL": "2"},
+                quiet=True,
+            )
+        )
+        processes.append(
+            start(
+                gateway_command(GATEWAY_PORT, "--workers", "2", "--log-level", "warning"),
+                f"{GATEWAY}/readyz",
+                quiet,
+                quiet=True,
+            )
+        )
         idle = latency(args.seconds)
     finally:
         stop(processes)

@@ -13,17 +13,19 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image
 
+from contract import IMAGE_SIZE, OUTPUT_PROBABILITIES, SIGNATURE_IMAGE
+
 app = FastAPI()
 model = keras.Sequential(
-    [keras.layers.TFSMLayer(os.environ["MODEL_PATH"], call_endpoint="serving_default")]
+    [keras.layers.TFSMLayer(os.environ["MODEL_PATH"], call_endpoint=SIGNATURE_IMAGE)]
 )
 
 
 @app.post("/predict")
 async def predict(file: UploadFile = File(...)) -> dict[str, object]:  # noqa: B008
-    image = Image.open(io.BytesIO(await file.read())).convert("L").resize((28, 28))
+    image = Image.open(io.BytesIO(await file.read())).convert("L").resize((IMAGE_SIZE, IMAGE_SIZE))
     pixels = np.asarray(image, dtype=np.float32)[None, :, :, None] / 255.0
-    probabilities = model.predict(pixels, verbose=0)["probabilities"][0]
+    probabilities = model.predict(pixels, verbose=0)[OUTPUT_PROBABILITIES][0]
     return {
         "predicted_digit": int(probabilities.argmax()),
         "confidence": float(probabilities.max()),

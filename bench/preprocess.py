@@ -1,6 +1,6 @@
 """Median time of the gateway's preprocessing (decode + MNIST normalisation) per image.
 
-    python bench/preprocess.py [--runs 300]
+    python -m bench.preprocess [--runs 300]
 
 Runs in this one process and thread (one core); images are made in code.
 """
@@ -11,12 +11,10 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gateway.preprocessing import preprocess_upload  # noqa: E402
+from gateway.preprocessing import preprocess_upload
 
 MAX_PIXELS = 40_000_000
 
@@ -50,7 +48,9 @@ CASES = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.preprocess", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
     print(

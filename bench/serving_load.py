@@ -1,6 +1,6 @@
 """Load on the local model server's :predict, with already-normalised 28x28 tensors.
 
-    python bench/serving_load.py --model-dir models/mnist [--seconds 10] [--concurrency 1 8 32 64]
+    python -m bench.serving_load --model-dir models/mnist [--seconds 10] [--concurrency 1 8 32 64]
 
 Bodies are the normalised tensors the gateway makes of realistic uploads. Starts
 `python -m serving` with serving/batching.config on a loopback port; the load generator
@@ -12,16 +12,15 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from services import model_server_command, start, stop  # noqa: E402
-
-from bench.digits import normalised_bodies, uploads  # noqa: E402
-from bench.loadgen import run_load, table  # noqa: E402
+from bench.digits import normalised_bodies, uploads
+from bench.loadgen import run_load, table
+from scripts.services import model_server_command, model_url, start, stop
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.serving_load", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
@@ -32,12 +31,12 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.port}"
     server = start(
         model_server_command(args.model_dir, args.port, "--log-level", "warning"),
-        f"{url}/v1/models/mnist",
+        model_url(url),
         {"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     try:
         headers = {"Content-Type": "application/json"}
-        predict = f"{url}/v1/models/mnist:predict"
+        predict = f"{model_url(url)}:predict"
         run_load(
             lambda i: (predict, {"data": bodies[i % 16], "headers": headers}), 8, 2.0
         )  # warm up

@@ -2,7 +2,7 @@
 concurrency for a few minutes, while the model server is killed and restarted and a new
 model version is published. Prints what happened in each phase and the gateway's memory.
 
-    python bench/soak.py --model-dir models/mnist [--seconds 180] [--concurrency 32]
+    python -m bench.soak --model-dir models/mnist [--seconds 180] [--concurrency 32]
 
 Passes when: only documented statuses are seen, 503 only while the model server is down
 (plus a few seconds to notice its return), no request takes longer than the gateway's
@@ -21,12 +21,10 @@ from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from services import gateway_command, model_server_command, start, stop  # noqa: E402
-
-from bench.digits import uploads  # noqa: E402
-from training.versions import existing_versions  # noqa: E402
+from bench.digits import uploads
+from contract import MODEL_NAME
+from scripts.services import gateway_command, model_server_command, model_url, start, stop
+from training.versions import existing_versions
 
 TIMEOUT_S = 10.0
 DOCUMENTED = {200, 400, 413, 415, 422, 503}
@@ -75,14 +73,16 @@ async def drive(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     latest = existing_versions(args.model_dir)[-1]
     scratch = Path(tempfile.mkdtemp(prefix="soak-"))
-    base = scratch / "mnist"
+    base = scratch / MODEL_NAME
     shutil.copytree(args.model_dir / str(latest), base / "1")
     serving_url, gateway_url = "http://127.0.0.1:18901", "http://127.0.0.1:18902"
     quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -90,14 +90,15 @@ def main() -> int:
     log: list[tuple[float, int, float]] = []
     memory: list[tuple[float, int]] = []
     events: dict[str, float] = {}
-    serving = start(serving_command, f"{serving_url}/v1/models/mnist", quiet, quiet=True)
-    gateway = start(
-        gateway_command(18902, "--log-level", "warning"),
-        f"{gateway_url}/readyz",
-        {"GATEWAY_TF_SERVING_URL": serving_url, "GATEWAY_TIMEOUT_S": str(TIMEOUT_S)},
-        quiet=True,
-    )
+    serving = gateway = None
     try:
+        serving = start(serving_command, model_url(serving_url), quiet, quiet=True)
+        gateway = start(
+            gateway_command(18902, "--log-level", "warning"),
+            f"{gateway_url}/readyz",
+            {"GATEWAY_TF_SERVING_URL": serving_url, "GATEWAY_TIMEOUT_S": str(TIMEOUT_S)},
+            quiet=True,
+        )
 
         async def scenario() -> None:
             nonlocal serving
@@ -113,7 +114,7 @@ def main() -> int:
                 if elapsed >= marks["restart"] and "restart" not in events:
                     events["restart"] = time.monotonic()
                     serving = await asyncio.to_thread(
-                        start, serving_command, f"{serving_url}/v1/models/mnist", quiet, 180, True
+                        start, serving_command, model_url(serving_url), quiet, 180, True
                     )
                     events["serving"] = time.monotonic()
                 if elapsed >= marks["publish"] and "publish" not in events:
@@ -125,7 +126,8 @@ def main() -> int:
 
         asyncio.run(scenario())
     finally:
-        stop([gateway, serving])
+        # Whatever started, even when the other did not.
+        stop([process for process in (gateway, serving) if process is not None])
         shutil.rmtree(scratch, ignore_errors=True)
 
     grace = 5.0  # the gateway notices a returned model server within its version cache

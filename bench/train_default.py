@@ -1,6 +1,6 @@
 """Train the default model on the real MNIST and print test accuracy and wall time.
 
-    python bench/train_default.py --data mnist.npz [--arch default] [--runs 1] [--keep models/mnist]
+    python -m bench.train_default --data mnist.npz [--arch default] [--runs 1] [--keep models/mnist]
 
 Each run is a fresh `python -m training` process (TensorFlow import, data load, training,
 evaluation and export all counted), publishing into a temporary folder, or into --keep.
@@ -16,13 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from training.versions import next_version  # noqa: E402
+from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
+from scripts.services import ROOT
+from training.versions import next_version
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.train_default", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--arch", default="default")
     parser.add_argument("--runs", type=int, default=1)
@@ -57,7 +59,7 @@ def main() -> int:
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
             )
             wall = time.monotonic() - started
-            card = json.loads((version / "assets.extra/model_card.json").read_text())
+            card = json.loads((version / ASSETS_EXTRA_DIR / MODEL_CARD_FILE).read_text())
         rows.append((args.seed + run, card["test_accuracy"], card["training_duration_s"], wall))
 
     print(f"\nTraining benchmark: arch={args.arch}, {os.cpu_count()} cores")

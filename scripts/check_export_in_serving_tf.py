@@ -10,12 +10,15 @@ know makes the load fail there. This script does the same steps with that Tensor
 
 1. loads the newest integer version under --model-dir with
    tf.compat.v1.saved_model.loader.load(sess, ["serve"], path);
-2. checks the signatures `serving_default` (input `image`, float32 [-1, 28, 28, 1]) and
-   `predict_image_bytes` (input `image_bytes`, string [-1]), each answering
-   `probabilities` float32 [-1, 10], `digit` int64 [-1] and `confidence` float32 [-1];
-3. runs both, by the tensor names in the MetaGraph's signature_def, on a digit drawn here
-   (a 28x28 float image; PNG and JPEG bytes), and checks shapes, dtypes, that the
-   probabilities sum to one and that digit and confidence agree with them;
+2. checks the signatures `serving_default` (input `image`, float32 [-1, 28, 28, 1]),
+   `predict_image_bytes` (input `image_bytes`, string [-1]) and `predict_pixels` (input
+   `pixels`, string [-1] of 784 raw uint8 pixels), each answering `probabilities` float32
+   [-1, 10], `digit` int64 [-1] and `confidence` float32 [-1];
+3. runs them, by the tensor names in the MetaGraph's signature_def, on a digit drawn here
+   (a 28x28 float image; PNG and JPEG bytes; the same image as 784 uint8 pixels), and checks
+   shapes, dtypes, that the probabilities sum to one, that digit and confidence agree with
+   them, that `predict_pixels` answers as `serving_default` does on the same pixels and that
+   it refuses a string that is not 784 bytes with INVALID_ARGUMENT;
 4. replays every record of the warm-up file, whatever signature it names, with TF
    Serving's rules (PredictionLog records, predict_log only, at most 1000 records, the
    request's inputs exactly the signature's, dtypes equal, output_filter names known).
@@ -26,9 +29,9 @@ It runs in its own virtual environment (.venv-serving-image/, or $SERVING_IMAGE_
 tensorflow-cpu at the version pinned in requirements-serving-image-tf.txt and
 tensorflow-serving-api at the same version (installed with --no-deps). The environment is
 created on first use and again whenever that file is newer than its stamp; then the
-script re-runs itself inside it. Any python3 can start it:
+script re-runs itself inside it. Any python3 can start it, from the repository root:
 
-    python3 scripts/check_export_in_serving_tf.py --model-dir models/mnist [--expect-digit 1]
+    python3 -m scripts.check_export_in_serving_tf --model-dir models/mnist [--expect-digit 1]
 """
 
 from __future__ import annotations
@@ -41,21 +44,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Standard library only, like the part of this script that runs before its environment.
+from contract import (
+    ASSETS_EXTRA_DIR,
+    IMAGE_SIZE,
+    INPUT_IMAGE,
+    INPUT_IMAGE_BYTES,
+    INPUT_PIXELS,
+    NUM_CLASSES,
+    OUTPUT_CONFIDENCE,
+    OUTPUT_DIGIT,
+    OUTPUT_PROBABILITIES,
+    SIGNATURE_IMAGE,
+    SIGNATURE_IMAGE_BYTES,
+    SIGNATURE_PIXELS,
+    version_folders,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "requirements-serving-image-tf.txt"
 DEFAULT_VENV = ROOT / ".venv-serving-image"
 STAMP_NAME = ".installed"
 INSIDE_MARKER = "CHECK_EXPORT_IN_SERVING_TF_INSIDE"
 
-SIGNATURE_IMAGE = "serving_default"
-SIGNATURE_IMAGE_BYTES = "predict_image_bytes"
-INPUT_IMAGE = "image"
-INPUT_IMAGE_BYTES = "image_bytes"
-OUTPUTS = ("probabilities", "digit", "confidence")
-NUM_CLASSES = 10
-IMAGE_SIZE = 28
+OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_DIGIT, OUTPUT_CONFIDENCE)
 PREDICT_METHOD = "tensorflow/serving/predict"
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_FILE = f"{ASSETS_EXTRA_DIR}/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
 
 
@@ -104,7 +118,8 @@ def reexec_in_venv(venv: Path) -> None:
     env = {**os.environ, INSIDE_MARKER: "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     python = str(venv_python(venv))
-    os.execve(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+    # The same module from the same folder: it imports the contract as this run did.
+    os.execve(python, [python, "-m", "scripts.check_export_in_serving_tf", *sys.argv[1:]], env)
 
 
 # --------------------------------------------------------------------------------------
@@ -154,12 +169,10 @@ def paper_one(size: int = 200) -> Any:
 def newest_version(model_dir: Path) -> Path:
     if not model_dir.is_dir():
         raise CheckFailed(f"--model-dir {model_dir} is not a folder")
-    versions = [
-        p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0
-    ]
+    versions = version_folders(model_dir)
     if not versions:
         raise CheckFailed(f"no integer version folder under {model_dir}")
-    return max(versions, key=lambda p: int(p.name))
+    return versions[max(versions)]
 
 
 def shape_of(tensor_info: Any) -> list[int] | None:
@@ -191,9 +204,9 @@ def check_signature(
             f"{shape_of(info)}, not {input_dtype.name} {input_shape}"
         )
     expected = {
-        "probabilities": (tf.float32, [-1, NUM_CLASSES]),
-        "digit": (tf.int64, [-1]),
-        "confidence": (tf.float32, [-1]),
+        OUTPUT_PROBABILITIES: (tf.float32, [-1, NUM_CLASSES]),
+        OUTPUT_DIGIT: (tf.int64, [-1]),
+        OUTPUT_CONFIDENCE: (tf.float32, [-1]),
     }
     if set(signature.outputs) != set(expected):
         raise CheckFailed(
@@ -225,9 +238,9 @@ def check_answer(name: str, answer: dict[str, Any], batch: int) -> None:
 
     probabilities, digit, confidence = (answer[key] for key in OUTPUTS)
     for key, value, dtype, shape in (
-        ("probabilities", probabilities, np.float32, (batch, NUM_CLASSES)),
-        ("digit", digit, np.int64, (batch,)),
-        ("confidence", confidence, np.float32, (batch,)),
+        (OUTPUT_PROBABILITIES, probabilities, np.float32, (batch, NUM_CLASSES)),
+        (OUTPUT_DIGIT, digit, np.int64, (batch,)),
+        (OUTPUT_CONFIDENCE, confidence, np.float32, (batch,)),
     ):
         if value.dtype != dtype or value.shape != shape:
             raise CheckFailed(
@@ -264,6 +277,9 @@ def check_drawn_digit(
     bytes_signature = check_signature(
         signature_defs, SIGNATURE_IMAGE_BYTES, INPUT_IMAGE_BYTES, tf.string, [-1]
     )
+    pixels_signature = check_signature(
+        signature_defs, SIGNATURE_PIXELS, INPUT_PIXELS, tf.string, [-1]
+    )
 
     batch = np.stack([mnist_like_one(), np.zeros((IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)])
     answer = run_signature(session, images, {INPUT_IMAGE: batch})
@@ -284,11 +300,46 @@ def check_drawn_digit(
         f"as JPEG -> {bytes_digits[1]} "
         f"(confidence {answer['confidence'][0]:.3f}, {answer['confidence'][1]:.3f})"
     )
+    check_pixels(session, images, pixels_signature, batch)
     if expect_digit is not None and [float_digit, *bytes_digits] != [expect_digit] * 3:
         raise CheckFailed(
             f"the drawn digit was classified {float_digit} (float image), {bytes_digits[0]} (PNG), "
             f"{bytes_digits[1]} (JPEG); --expect-digit {expect_digit}"
         )
+
+
+def check_pixels(session: Any, images: Any, pixels_signature: Any, batch: Any) -> None:
+    """predict_pixels on `batch` as uint8 pixels answers as serving_default on the same
+    (quantised) images, and refuses a string of the wrong length."""
+    import numpy as np
+    import tensorflow as tf
+
+    quantised = np.round(batch * 255).astype(np.uint8)
+    pixels = np.array([image.tobytes() for image in quantised], dtype=object)
+    answer = run_signature(session, pixels_signature, {INPUT_PIXELS: pixels})
+    check_answer(SIGNATURE_PIXELS, answer, batch=len(pixels))
+    expected = run_signature(
+        session, images, {INPUT_IMAGE: quantised.astype(np.float32) / np.float32(255)}
+    )
+    difference = np.abs(answer["probabilities"] - expected["probabilities"]).max()
+    if difference > 1e-5 or not np.array_equal(answer["digit"], expected["digit"]):
+        raise CheckFailed(
+            f"{SIGNATURE_PIXELS} answers differently from {SIGNATURE_IMAGE} on the same pixels "
+            f"(probabilities differ by up to {difference:.2g})"
+        )
+    print(f"    {SIGNATURE_PIXELS}: drawn 1 as uint8 pixels -> {int(answer['digit'][0])}")
+    short = np.array([bytes(IMAGE_SIZE * IMAGE_SIZE - 1)], dtype=object)
+    try:
+        run_signature(session, pixels_signature, {INPUT_PIXELS: short})
+    except tf.errors.InvalidArgumentError as exc:
+        if "784 bytes" not in exc.message:
+            raise CheckFailed(
+                f"{SIGNATURE_PIXELS} refuses 783 bytes without naming the expected 784 bytes: "
+                f"{exc.message}"
+            ) from exc
+    else:
+        raise CheckFailed(f"{SIGNATURE_PIXELS} accepted a string of 783 bytes")
+    print(f"    {SIGNATURE_PIXELS}: 783 bytes refused with INVALID_ARGUMENT")
 
 
 # --------------------------------------------------------------------------------------
@@ -510,7 +561,9 @@ def check(version_dir: Path, expect_digit: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python3 -m scripts.check_export_in_serving_tf",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--model-dir",
@@ -522,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--expect-digit",
         type=int,
-        choices=range(10),
+        choices=range(NUM_CLASSES),
         help="also require the drawn digit (a 1) to be classified as this",
     )
     parser.add_argument(

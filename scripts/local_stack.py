@@ -6,7 +6,7 @@ first; the full recipe then trains in the background, at low priority on fewer t
 the model server swaps its version in when it is published. A later run skips every recipe
 already published. Ctrl-C stops everything, training included.
 
-    python scripts/local_stack.py [--data mnist.npz] [--model-dir models/mnist]
+    python -m scripts.local_stack [--data mnist.npz] [--model-dir models/mnist]
 """
 
 import argparse
@@ -21,12 +21,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-from services import gateway_command, model_server_command, start, stop  # noqa: E402
-
-from training.versions import published_recipes  # noqa: E402
+from contract import MODEL_NAME
+from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
+from training.versions import published_recipes
 
 QUICK, FULL = "quick", "default"
 
@@ -86,9 +83,11 @@ def train_in_background(args: argparse.Namespace, log_path: Path) -> subprocess.
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.local_stack", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--data", default=os.environ.get("MNIST_PATH"))
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "mnist")
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / MODEL_NAME)
     parser.add_argument("--serving-port", type=int, default=8501)
     parser.add_argument("--gateway-port", type=int, default=8000)
     parser.add_argument(
@@ -123,7 +122,7 @@ def main() -> int:
         processes.append(
             start(
                 model_server_command(args.model_dir, args.serving_port),
-                f"{serving_url}/v1/models/mnist",
+                model_url(serving_url),
             )
         )
         print(f"==> Starting the gateway on :{args.gateway_port}", flush=True)

@@ -16,8 +16,9 @@ from google.protobuf import (
 )
 
 from serving.batching import BatchingParameters
-from serving.server import DEFAULT_MONITORING_PATH
 
+# TF Serving's metrics path when the monitoring file enables Prometheus without one.
+DEFAULT_MONITORING_PATH = "/monitoring/prometheus/metrics"
 _FIELD = descriptor_pb2.FieldDescriptorProto
 
 

@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import re
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -260,7 +261,8 @@ def _scalar(value: object, dtype: str) -> object:
                     "JSON Value: ", debug_string(value), " not formatted correctly for base64 data"
                 )
             try:
-                return base64.b64decode(value["b64"], validate=True)
+                # base64.b64decode(validate=True), without its Python wrapper
+                return binascii.a2b_base64(value["b64"], strict_mode=True)
             except (binascii.Error, ValueError):
                 raise invalid_argument("Unable to base64 decode") from None
         raise _type_error(value, dtype)
@@ -345,9 +347,38 @@ def _fast_array(value: object, dtype: str) -> np.ndarray | None:
     return array.astype(DTYPES[dtype][1], copy=False).reshape(shape)
 
 
+def _fast_strings(items: list[Any]) -> np.ndarray | None:
+    """A list of {"b64": ...} objects and strings as a 1-D array of bytes; None when the
+    slow walk must decide (another value, or base64 that does not decode)."""
+    values: list[bytes] = []
+    append = values.append
+    a2b = binascii.a2b_base64
+    try:
+        for item in items:
+            if type(item) is dict:
+                if len(item) != 1:
+                    return None
+                encoded = item.get("b64")
+                if type(encoded) is not str:
+                    return None
+                append(a2b(encoded, strict_mode=True))
+            elif type(item) is str:
+                append(item.encode())
+            else:
+                return None
+    except (binascii.Error, ValueError):
+        return None
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
 def tensor_from_json(value: object, dtype: str) -> np.ndarray:
     """One JSON value (scalar or nested lists) as an array, or TF Serving's error."""
-    fast = _fast_array(value, dtype)
+    if dtype == "string" and type(value) is list and value and type(value[0]) is not list:
+        fast = _fast_strings(value)
+    else:
+        fast = _fast_array(value, dtype)
     if fast is not None:
         return fast
     shape = _dense_shape(value)
@@ -373,7 +404,11 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
         )
     if not is_object(instances[0]):
         ((name, dtype),) = specs.items()
-        if not any(is_object(item) for item in instances):
+        if dtype == "string":  # {"b64": ...} objects are values, not objects
+            fast = _fast_strings(instances)
+            if fast is not None:
+                return {name: fast}
+        elif not any(is_object(item) for item in instances):
             fast = _fast_array(instances, dtype)
             if fast is not None and fast.ndim >= 1:
                 return {name: fast}
@@ -609,16 +644,32 @@ def float32_texts(values: np.ndarray) -> list[str]:
 
     That is printf's %g with six significant digits when they read back as the same
     float, else with nine; ".0" after whole numbers; NaN, Infinity and -Infinity bare.
-    A few values (one prediction) are formatted one by one; batches go through numpy.
+    A few values (one prediction) are formatted in one printf; batches go through numpy.
     """
     flat = values.ravel()
     if flat.size >= VECTORISED_FROM:
         return _float32_texts_vectorised(flat)
-    numbers = flat.tolist()
-    texts = [f"{number:.6g}" for number in numbers]
-    for index in (np.array(texts, dtype=np.float32) != flat).nonzero()[0].tolist():
-        texts[index] = f"{numbers[index]:.9g}"
-    texts = [text if "." in text or "e" in text else text + ".0" for text in texts]
+    return _few_float32_texts(flat.tolist())
+
+
+def _few_float32_texts(numbers: list[float]) -> list[str]:
+    """float32_texts for fewer than VECTORISED_FROM values, given as Python floats.
+
+    One printf per precision formats them all, and one struct round trip to float32 tells
+    which six-digit texts read back (few do: most float32 values need nine digits).
+    """
+    count = len(numbers)
+    if not count:
+        return []
+    values = tuple(numbers)
+    six = (_SIX_DIGITS[count] % values).split(",")
+    nine = (_NINE_DIGITS[count] % values).split(",")
+    as_float32 = _FLOAT32_STRUCTS[count]
+    read_back = as_float32.unpack(as_float32.pack(*map(float, six)))
+    texts = []
+    for short, long, back, number in zip(six, nine, read_back, numbers, strict=True):
+        text = short if back == number else long
+        texts.append(text if "." in text or "e" in text else text + ".0")
     if not math.isfinite(sum(numbers)):  # float32 values cannot add up to infinity
         for index, number in enumerate(numbers):
             if not math.isfinite(number):
@@ -627,6 +678,9 @@ def float32_texts(values: np.ndarray) -> list[str]:
 
 
 VECTORISED_FROM = 64  # values; below this numpy's per-call cost outweighs its speed
+_SIX_DIGITS = [",".join(["%.6g"] * count) for count in range(VECTORISED_FROM)]
+_NINE_DIGITS = [",".join(["%.9g"] * count) for count in range(VECTORISED_FROM)]
+_FLOAT32_STRUCTS = [struct.Struct(f"{count}f") for count in range(VECTORISED_FROM)]
 # printf formats per float32, indexed by: 1 if six digits read back, +2 if it prints whole.
 _FLOAT32_FORMATS = np.array(
     ["%.9g", "%.6g", "%.9g.0", "%.6g.0", "NaN", "Infinity", "-Infinity"], dtype=object

@@ -7,8 +7,6 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-DEFAULT_MODEL_NAME = "mnist"
-
 
 @dataclass(frozen=True)
 class VersionPolicy:

@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import unquote
@@ -41,6 +41,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.batching import BatchingParameters
+from serving.config_files import DEFAULT_MONITORING_PATH
 from serving.errors import ServingError, invalid_argument
 from serving.json_tensor import (
     DEFAULT_SIGNATURE,
@@ -65,7 +66,6 @@ STATUS_PATH = re.compile(
     re.IGNORECASE,
 )
 API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)  # kHTTPRestApiHandlerPathRegex, (?i)/v1/.*
-DEFAULT_MONITORING_PATH = "/monitoring/prometheus/metrics"
 JSON = b"application/json"
 TEXT_PLAIN = b"text/plain"
 HTML = b"text/html"
@@ -90,7 +90,7 @@ class ServerSettings:
     batching: BatchingParameters = BatchingParameters()
     poll_interval_s: float = 1.0
     monitoring_path: str | None = DEFAULT_MONITORING_PATH  # None: no metrics endpoint
-    model_threads: int = 2
+    model_threads: int = 2  # model calls at a time (batches beyond wait and grow)
     # The models.config `models` came from, re-read every model_config_poll_s (0: never),
     # as --model_config_file_poll_wait_seconds does.
     model_config_file: Path | None = None
@@ -123,6 +123,22 @@ class _Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
+        # labels() checks and hashes its arguments on every call; the children it
+        # returns are fixed, so each is looked up once.
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._latencies: dict[tuple[str, str], Histogram] = {}
+
+    def count_request(self, model: str, status: str) -> None:
+        counter = self._counters.get((model, status))
+        if counter is None:
+            counter = self._counters[model, status] = self.requests.labels(model, status)
+        counter.inc()
+
+    def observe_latency(self, model: str, api: str, seconds: float) -> None:
+        histogram = self._latencies.get((model, api))
+        if histogram is None:
+            histogram = self._latencies[model, api] = self.latency.labels(model, api)
+        histogram.observe(seconds)
 
 
 def _error(error: ServingError) -> Reply:
@@ -221,8 +237,8 @@ class RestApi:
             status = "CANCELLED"
             raise
         finally:
-            self.metrics.requests.labels(name, status).inc()
-            self.metrics.latency.labels(name, verb).observe(time.perf_counter() - started)
+            self.metrics.count_request(name, status)
+            self.metrics.observe_latency(name, verb, time.perf_counter() - started)
 
     def _status(self, name: str, version: int | None) -> Reply:
         """GetModelStatus. A label in the path is not looked at: every version is listed."""
@@ -328,9 +344,16 @@ class ModelServer:
         """Load the models, poll for new versions until exit, then finish in-flight work."""
         settings, metrics = self.settings, self.metrics
         executor = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
+        # A batch is formed only when a model thread is free to run it: one formed sooner
+        # would wait in the executor's queue, small, while the requests behind it could
+        # have joined it.
+        batching = replace(
+            settings.batching,
+            num_batch_threads=min(settings.batching.num_batch_threads, settings.model_threads),
+        )
         registry = ModelRegistry(
             settings.models,
-            settings.batching,
+            batching,
             executor,
             on_batch=lambda rows, _seconds: metrics.batch_size.observe(rows),
         )

@@ -1,8 +1,8 @@
 """Command line: `python -m training --data mnist.npz --model-dir models/mnist`.
 
 Trains the CNN, evaluates it on the test split and publishes the next SavedModel version.
-Exit codes: 0 published (or nothing to do with --if-missing), 1 below --min-accuracy,
-2 data or usage problem.
+Exit codes: 0 published (or nothing to do with --if-missing or --unless-published), 1 below
+--min-accuracy, 2 data or usage problem.
 """
 
 import argparse
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from contract import NUM_CLASSES
+from contract import MODEL_NAME, NUM_CLASSES
 from training.data import DataUnavailable, MnistData, holdout_size, load_mnist
 from training.recipes import ARCHITECTURES, RECIPES, Recipe
 from training.versions import existing_versions, published_recipes
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=Path("models/mnist"),
+        default=Path("models") / MODEL_NAME,
         help="base path holding integer version folders (default: %(default)s)",
     )
     parser.add_argument("--arch", choices=ARCHITECTURES, default="default")
@@ -234,28 +234,127 @@ def evaluate(model: "keras.Model", splits: Splits) -> Evaluation:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def nothing_to_train(args: argparse.Namespace) -> str | None:
+    """Why there is nothing to do, if so: answered from the folder names and model cards
+    alone, before TensorFlow is imported, so a stack's start-up check takes milliseconds."""
     versions = existing_versions(args.model_dir)
     if args.if_missing and versions:
-        print(f"Model version {versions[-1]} exists in {args.model_dir}; nothing to train.")
-        return 0
+        return f"Model version {versions[-1]} exists in {args.model_dir}; nothing to train."
     if args.unless_published:
         same = [v for v, recipe in published_recipes(args.model_dir).items() if recipe == args.arch]
         if same:
-            print(f"Version {same[-1]} of recipe {args.arch!r} is published; nothing to train.")
-            return 0
+            return f"Version {same[-1]} of recipe {args.arch!r} is published; nothing to train."
+    return None
+
+
+def limit_threads(threads: int | None) -> None:
+    """Leave cores to a model server on the same machine (the local stack trains beside it)."""
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def read_feedback(folder: Path) -> "Feedback":
+    """The gateway's stored corrections, and a line saying how many of them are usable."""
+    from training.feedback import load_feedback
+
+    feedback = load_feedback(folder)
+    print(
+        f"Feedback: {feedback.items} corrections ({feedback.duplicates} repeats, "
+        f"{feedback.skipped} unreadable); {len(feedback.x_train)} train, "
+        f"{len(feedback.x_holdout)} held out"
+    )
+    return feedback
+
+
+def timed_fit(
+    model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
+) -> tuple[dict[str, list[float]], float]:
+    """The training curves and the seconds the fit took (the model card reports both)."""
+    started = time.monotonic()
+    history = fit(model, splits, recipe, epochs)
+    return history, time.monotonic() - started
+
+
+def passes_gate(accuracy: float, min_accuracy: float, force: bool) -> bool:
+    """A model below --min-accuracy is not published (unless forced): a polling model server
+    would otherwise start serving it."""
+    if accuracy >= min_accuracy or force:
+        return True
+    print(
+        f"Not published: test accuracy {accuracy:.4f} is below --min-accuracy "
+        f"{min_accuracy}; train longer or pass --force.",
+        file=sys.stderr,
+    )
+    return False
+
+
+def publish_version(
+    model: "keras.Model",
+    args: argparse.Namespace,
+    *,
+    epochs: int,
+    data: MnistData,
+    splits: Splits,
+    history: dict[str, list[float]],
+    duration_s: float,
+    result: Evaluation,
+) -> Path:
+    """Export the model with its card and plots as the next version, and print the summary
+    table; returns the version folder."""
+    from training import report
+    from training.export import publish
+
+    matrix = report.confusion_matrix(splits.y_test, result.predicted)
+    card = report.build_model_card(
+        arch=args.arch,
+        epochs=epochs,
+        seed=args.seed,
+        accuracy=result.accuracy,
+        loss=result.loss,
+        matrix=matrix,
+        data_source=data.source,
+        data_sha256=data.sha256,
+        train_examples=len(splits.x_train),
+        holdout_examples=len(splits.x_holdout),
+        test_examples=len(splits.x_test),
+        duration_s=duration_s,
+        parameters=model.count_params(),
+        calibration=result.calibration,
+    )
+    if result.feedback is not None:
+        card["feedback"] = result.feedback
+    path = publish(
+        model,
+        args.model_dir,
+        card,
+        temperature=result.temperature,
+        extra_files={
+            "confusion_matrix.png": report.confusion_matrix_png(matrix, result.accuracy),
+            "training_curves.png": report.training_curves_png(history),
+            "reliability_diagram.png": report.reliability_png(
+                result.bins_before, result.bins_after
+            ),
+        },
+    )
+    card["version"] = int(path.name)
+    print(report.summary_table(card, str(path)))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    reason = nothing_to_train(args)
+    if reason is not None:
+        print(reason)
+        return 0
 
     # TensorFlow takes seconds to import: only pay for it when there is work to do.
     import keras
-    import tensorflow as tf
 
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-
-    from training import report
-    from training.export import publish
+    limit_threads(args.threads)
     from training.model import build_model
 
     try:
@@ -272,71 +371,30 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or recipe.epochs
     feedback = None
     if args.feedback_dir is not None:
-        from training.feedback import load_feedback
-
         if not args.feedback_dir.is_dir():
             print(f"error: --feedback-dir {args.feedback_dir} is not a folder", file=sys.stderr)
             return EXIT_DATA_ERROR
-        feedback = load_feedback(args.feedback_dir)
-        print(
-            f"Feedback: {feedback.items} corrections ({feedback.duplicates} repeats, "
-            f"{feedback.skipped} unreadable); {len(feedback.x_train)} train, "
-            f"{len(feedback.x_holdout)} held out"
-        )
+        feedback = read_feedback(args.feedback_dir)
     threads = args.threads or os.cpu_count() or 1
     splits = prepare(data, recipe.upload_domain, args.seed, threads, feedback)
     steps_per_epoch = -(-len(splits.x_train) // recipe.batch_size)
     model = build_model(args.arch, steps_per_epoch, epochs)
-
-    started = time.monotonic()
-    history = fit(model, splits, recipe, epochs)
-    duration = time.monotonic() - started
+    history, duration_s = timed_fit(model, splits, recipe, epochs)
 
     result = evaluate(model, splits)
-    accuracy = result.accuracy
-    matrix = report.confusion_matrix(splits.y_test, result.predicted)
-    print(f"Test accuracy: {accuracy:.4f}")
-    if accuracy < args.min_accuracy and not args.force:
-        print(
-            f"Not published: test accuracy {accuracy:.4f} is below --min-accuracy "
-            f"{args.min_accuracy}; train longer or pass --force.",
-            file=sys.stderr,
-        )
+    print(f"Test accuracy: {result.accuracy:.4f}")
+    if not passes_gate(result.accuracy, args.min_accuracy, args.force):
         return EXIT_BELOW_GATE
-
-    card = report.build_model_card(
-        arch=args.arch,
-        epochs=epochs,
-        seed=args.seed,
-        accuracy=accuracy,
-        loss=result.loss,
-        matrix=matrix,
-        data_source=data.source,
-        data_sha256=data.sha256,
-        train_examples=len(splits.x_train),
-        holdout_examples=len(splits.x_holdout),
-        test_examples=len(splits.x_test),
-        duration_s=duration,
-        parameters=model.count_params(),
-        calibration=result.calibration,
-    )
-    if result.feedback is not None:
-        card["feedback"] = result.feedback
-    path = publish(
+    publish_version(
         model,
-        args.model_dir,
-        card,
-        temperature=result.temperature,
-        extra_files={
-            "confusion_matrix.png": report.confusion_matrix_png(matrix, accuracy),
-            "training_curves.png": report.training_curves_png(history),
-            "reliability_diagram.png": report.reliability_png(
-                result.bins_before, result.bins_after
-            ),
-        },
+        args,
+        epochs=epochs,
+        data=data,
+        splits=splits,
+        history=history,
+        duration_s=duration_s,
+        result=result,
     )
-    card["version"] = int(path.name)
-    print(report.summary_table(card, str(path)))
     return 0
 
 

@@ -5,11 +5,16 @@ combined warp is the same augmentation at a third of the cost, which buys epochs
 the training budget.
 """
 
+from typing import Any
+
 import keras
 from keras import layers, ops
 
+# Keras tensors carry no static types (Keras ships no stubs).
+Tensor = Any
 
-class RandomAffine(layers.Layer):
+
+class RandomAffine(layers.Layer):  # type: ignore[misc]
     """Rotates by up to `rotation` radians, zooms by up to `zoom`, shifts by up to `shift`
     of the image size, about the image centre; the identity outside training."""
 
@@ -27,10 +32,10 @@ class RandomAffine(layers.Layer):
         self.shift = shift
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def _uniform(self, count: object, limit: float) -> object:
+    def _uniform(self, count: Tensor, limit: float) -> Tensor:
         return keras.random.uniform((count,), -limit, limit, seed=self.seed_generator)
 
-    def call(self, images: object, training: bool | None = None) -> object:
+    def call(self, images: Tensor, training: bool | None = None) -> Tensor:
         if not training:
             return images
         count = ops.shape(images)[0]

@@ -2,15 +2,17 @@
 training, folded into the exported graph, and the calibration error it leaves."""
 
 import numpy as np
+import numpy.typing as npt
 
 ECE_BINS = 15
 
 
-def _log_probabilities(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+def _log_probabilities(probabilities: np.ndarray, temperature: float) -> npt.NDArray[np.float64]:
     # softmax(log p / T) is softmax(logits / T): the model's logits up to a constant.
     scaled = np.log(np.maximum(probabilities.astype(np.float64), 1e-30)) / temperature
     scaled -= scaled.max(axis=1, keepdims=True)
-    return scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+    log_total: npt.NDArray[np.float64] = np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+    return scaled - log_total
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:

@@ -23,6 +23,7 @@ from contract import (
     IMAGE_SIZE,
     INPUT_IMAGE,
     INPUT_IMAGE_BYTES,
+    INPUT_PIXELS,
     MODEL_CARD_FILE,
     MODEL_NAME,
     NUM_CLASSES,
@@ -31,12 +32,14 @@ from contract import (
     OUTPUT_PROBABILITIES,
     SIGNATURE_IMAGE,
     SIGNATURE_IMAGE_BYTES,
+    SIGNATURE_PIXELS,
 )
 from training.graph_preprocessing import normalise_encoded_images
 from training.versions import next_version
 
 TEMP_PREFIX = ".export-"
 WARMUP_FILE = "tf_serving_warmup_requests"
+PIXEL_BYTES = IMAGE_SIZE * IMAGE_SIZE  # one digit as predict_pixels takes it: uint8, row-major
 
 
 def _outputs(probabilities: tf.Tensor, temperature: float) -> dict[str, tf.Tensor]:
@@ -52,8 +55,31 @@ def _outputs(probabilities: tf.Tensor, temperature: float) -> dict[str, tf.Tenso
     }
 
 
+def decode_pixels(pixels: tf.Tensor) -> tf.Tensor:
+    """Strings of 784 raw uint8 pixels (an MNIST-normalised digit, row-major, white on
+    black) as float32 [-1, 28, 28, 1] images in [0, 1], the input of serving_default.
+
+    A string of any other length is refused with INVALID_ARGUMENT before it is decoded.
+    """
+    lengths = tf.strings.length(pixels)
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(lengths, PIXEL_BYTES)),
+        [
+            f"{SIGNATURE_PIXELS}: each string of input {INPUT_PIXELS} must be exactly "
+            f"{PIXEL_BYTES} bytes ({IMAGE_SIZE}x{IMAGE_SIZE} uint8 pixels, row-major); "
+            "got lengths:",
+            lengths,
+        ],
+        summarize=16,
+    )
+    with tf.control_dependencies([check]):
+        raw = tf.io.decode_raw(pixels, tf.uint8, fixed_length=PIXEL_BYTES)
+    images = tf.reshape(raw, [-1, IMAGE_SIZE, IMAGE_SIZE, 1])
+    return tf.cast(images, tf.float32) / 255.0
+
+
 def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.ExportArchive:
-    """The SavedModel archive with contract 1's two signatures."""
+    """The SavedModel archive with contract 1's signatures and predict_pixels."""
     archive = keras.export.ExportArchive()
     archive.track(model)
 
@@ -63,6 +89,9 @@ def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.
     def classify_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         images = normalise_encoded_images(image_bytes)
         return _outputs(model(images, training=False), temperature)
+
+    def classify_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _outputs(model(decode_pixels(pixels), training=False), temperature)
 
     archive.add_endpoint(
         SIGNATURE_IMAGE,
@@ -76,17 +105,22 @@ def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.
         classify_image_bytes,
         input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_IMAGE_BYTES)],
     )
+    archive.add_endpoint(
+        SIGNATURE_PIXELS,
+        classify_pixels,
+        input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_PIXELS)],
+    )
     return archive
 
 
 def verify_export(path: Path) -> None:
-    """Load the SavedModel back and check both signatures' names, dtypes and shapes.
+    """Load the SavedModel back and check the signatures' names, dtypes and shapes.
 
     Raises:
         ValueError: a signature is missing or answers in the wrong shape.
     """
     loaded = tf.saved_model.load(str(path))
-    for name in (SIGNATURE_IMAGE, SIGNATURE_IMAGE_BYTES):
+    for name in (SIGNATURE_IMAGE, SIGNATURE_IMAGE_BYTES, SIGNATURE_PIXELS):
         if name not in loaded.signatures:
             raise ValueError(f"export at {path} lacks signature {name!r}")
     answer = loaded.signatures[SIGNATURE_IMAGE](
@@ -109,6 +143,14 @@ def verify_export(path: Path) -> None:
     )
     if tuple(drawn[OUTPUT_PROBABILITIES].shape) != (1, NUM_CLASSES):
         raise ValueError(f"export at {path}: {SIGNATURE_IMAGE_BYTES} fails on a drawn digit")
+    # The same images as uint8 pixels must get serving_default's answer.
+    pixels = loaded.signatures[SIGNATURE_PIXELS](
+        **{INPUT_PIXELS: tf.constant([bytes(PIXEL_BYTES)] * 2)}
+    )
+    if not np.allclose(
+        pixels[OUTPUT_PROBABILITIES].numpy(), answer[OUTPUT_PROBABILITIES].numpy(), atol=1e-5
+    ):
+        raise ValueError(f"export at {path}: {SIGNATURE_PIXELS} disagrees with {SIGNATURE_IMAGE}")
 
 
 def warmup_drawing() -> bytes:
@@ -122,12 +164,13 @@ def warmup_drawing() -> bytes:
 
 def write_warmup_requests(path: Path) -> None:
     """TF Serving replays these at load (--enable_model_warmup), so the first user
-    request of either signature does not pay for graph initialisation."""
+    request of any signature does not pay for graph initialisation."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     examples = {
         (SIGNATURE_IMAGE, INPUT_IMAGE): np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32),
         (SIGNATURE_IMAGE_BYTES, INPUT_IMAGE_BYTES): np.array([warmup_drawing()], dtype=object),
+        (SIGNATURE_PIXELS, INPUT_PIXELS): np.array([bytes(PIXEL_BYTES)], dtype=object),
     }
     with tf.io.TFRecordWriter(str(path)) as writer:
         for (signature, input_name), value in examples.items():
@@ -151,7 +194,7 @@ def publish(
     """Export `model` as the next version under `base` and return the version's path.
 
     `model_card` (with "version" filled in) and `extra_files` land in assets.extra/;
-    `temperature` divides the model's logits in both signatures.
+    `temperature` divides the model's logits in every signature.
     """
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base))

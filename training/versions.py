@@ -4,18 +4,12 @@ so `--if-missing` answers in milliseconds)."""
 import json
 from pathlib import Path
 
-from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
+from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE, version_folders
 
 
 def existing_versions(base: Path) -> list[int]:
     """Integer version folders under `base`, ascending; temporary folders are not versions."""
-    if not base.is_dir():
-        return []
-    return sorted(
-        int(child.name)
-        for child in base.iterdir()
-        if child.is_dir() and child.name.isdigit() and int(child.name) > 0
-    )
+    return sorted(version_folders(base))
 
 
 def next_version(base: Path) -> int:

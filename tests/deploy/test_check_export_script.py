@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+MODULE = "scripts.check_export_in_serving_tf"
 SCRIPT = ROOT / "scripts/check_export_in_serving_tf.py"
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,8 @@ def load_script() -> ModuleType:
 
 def run_check(model_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--model-dir", str(model_dir), "--no-venv", *extra],
+        [sys.executable, "-m", MODULE, "--model-dir", str(model_dir), "--no-venv", *extra],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,25 +1,26 @@
 """Real processes on free loopback ports: the local model server and the gateway, as
-users run them. Everything a test starts is stopped, even when the test fails."""
+users run them, started and stopped by scripts/services.py as the local stack and the
+benchmarks are. Everything a test starts is stopped, even when the test fails."""
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from contract import MODEL_NAME
+from scripts import services
+from scripts.services import ROOT as ROOT  # the folder tests start processes in
 
 pytest.importorskip("tensorflow")
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def free_port() -> int:
@@ -30,65 +31,33 @@ def free_port() -> int:
 
 @dataclass
 class Service:
-    """A started process and its base URL."""
+    """A process a test starts (and may stop and start again), its base URL and its log."""
 
     command: list[str]
     url: str
     health_path: str
-    env: dict[str, str]
+    env: dict[str, str]  # on top of this process's environment
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90) -> "Service":
-        log = self.log.open("ab")
-        self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        """Start and wait until the health path answers 200; a failure quotes the log's end."""
+        self.process = services.start(
+            self.command, self.url + self.health_path, self.env, timeout_s, log=self.log
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.command} exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + self.health_path, timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(
-            f"{self.url}{self.health_path} not ready: {self.log.read_text()[-2000:]}"
-        )
+        return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            services.stop([self.process])
 
 
 def model_server(base: Path, port: int, log: Path) -> Service:
     return Service(
-        [
-            sys.executable,
-            "-m",
-            "serving",
-            "--model-base-path",
-            str(base),
-            "--port",
-            str(port),
-            "--file-system-poll-wait-seconds",
-            "0.5",
-            "--batching-parameters-file",
-            "serving/batching.config",
-            "--monitoring-config-file",
-            "serving/monitoring.config",
-        ],
+        services.model_server_command(base, port, "--file-system-poll-wait-seconds", "0.5"),
         f"http://127.0.0.1:{port}",
-        "/v1/models/mnist",
-        {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        f"/v1/models/{MODEL_NAME}",
+        QUIET_TF,
         log,
     )
 
@@ -112,22 +81,21 @@ def config_model_server(config: Path, port: int, log: Path) -> Service:
             str(port),
         ],
         f"http://127.0.0.1:{port}",
-        "/v1/models/mnist",
-        {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        f"/v1/models/{MODEL_NAME}",
+        QUIET_TF,
         log,
     )
 
 
 def gateway(serving_url: str, port: int, log: Path, **settings: str) -> Service:
     env = {
-        **os.environ,
         "GATEWAY_TF_SERVING_URL": serving_url,
         "GATEWAY_TIMEOUT_S": "5",
         "GATEWAY_VERSION_CACHE_S": "0.5",
     }
     env.update({f"GATEWAY_{key.upper()}": value for key, value in settings.items()})
     return Service(
-        [sys.executable, "-m", "gateway", "--port", str(port), "--log-level", "warning"],
+        services.gateway_command(port, "--log-level", "warning"),
         f"http://127.0.0.1:{port}",
         "/healthz",
         env,
@@ -145,7 +113,7 @@ class Stack:
 @contextlib.contextmanager
 def running_stack(exported_model: Path, folder: Path) -> Iterator[Stack]:
     """A copy of the tiny model as version 1, the model server and the gateway on it."""
-    base = folder / "models" / "mnist"
+    base = folder / "models" / MODEL_NAME
     shutil.copytree(exported_model, base / "1")
     serving = model_server(base, free_port(), folder / "serving.log")
     front = gateway(

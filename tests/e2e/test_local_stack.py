@@ -24,7 +24,8 @@ def launch(npz: Path, models: Path, log: Path) -> tuple[subprocess.Popen[bytes],
     serving_port, gateway_port = free_port(), free_port()
     command = [
         sys.executable,
-        "scripts/local_stack.py",
+        "-m",
+        "scripts.local_stack",
         "--data",
         str(npz),
         "--model-dir",

@@ -4,6 +4,7 @@ The files named in each test are under tensorflow_serving/ unless said otherwise
 libevent is the 2.1.12 release and rapidjson the 1.1.0 release TF Serving builds with.
 """
 
+import base64
 import gzip
 import json
 import math
@@ -776,3 +777,77 @@ def test_model_config_file_is_re_read(two_versions: Path, tmp_path: Path) -> Non
         time.sleep(0.5)
         assert label_version(client, "canary") == "Unrecognized servable version label: canary"
         assert label_version(client, "stable") == 2
+
+
+# 11. Base64 strings. json_tensor.cc FillTensorProto: a string input takes a JSON string
+# as it is, or an object {"b64": "..."} (IsValBase64Object: exactly that one key, a string
+# value) decoded with absl::Base64Unescape ("Unable to base64 decode" when it does not);
+# any other object is "not formatted correctly for base64 data". Lists of them in the row
+# and columnar formats take a fast path; it must read exactly what the value-by-value walk
+# reads, and leave every refusal to it.
+
+PIXEL_SPECS = {"pixels": "string"}
+
+
+def b64(data: bytes) -> dict[str, str]:
+    return {"b64": base64.b64encode(data).decode()}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"instances": [b64(bytes(784))]},
+        {"instances": [b64(bytes(range(256)) * 3 + bytes(16)), b64(b""), "plain text"]},
+        {"inputs": [b64(b"\x00\xff"), b64(b"abc")]},
+        {"inputs": {"pixels": [b64(b"abc"), "d\u00e9f"]}},
+        {"inputs": {"pixels": b64(b"one value")}},
+        {"instances": [{"pixels": b64(b"named")}, {"pixels": b64(b"twice")}]},
+    ],
+)
+def test_b64_strings_read_as_the_value_by_value_walk_reads_them(
+    document: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = json.dumps(document).encode()
+    fast = parse_predict_request(body, lambda _: PIXEL_SPECS)
+    monkeypatch.setattr("serving.json_tensor._fast_strings", lambda _items: None)
+    slow = parse_predict_request(body, lambda _: PIXEL_SPECS)
+
+    assert fast.row_format == slow.row_format
+    assert fast.inputs["pixels"].dtype == slow.inputs["pixels"].dtype == object
+    assert fast.inputs["pixels"].shape == slow.inputs["pixels"].shape
+    assert fast.inputs["pixels"].tolist() == slow.inputs["pixels"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("document", "error"),
+    [
+        (
+            {"instances": [b64(b"fine"), {"b64": "not base64!"}]},
+            "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Unable to base64 decode",
+        ),
+        (
+            {"instances": [b64(b"fine"), {"b64": "abc"}]},  # padding missing
+            "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Unable to base64 decode",
+        ),
+        (
+            {"instances": [b64(b"fine"), {"b64": 1}]},
+            "Expecting value/list but got object at item 1 of input list",
+        ),
+        (
+            {"inputs": [b64(b"fine"), {"b64": "AA==", "other": 1}]},
+            'JSON Value: {\n    "b64": "AA==",\n    "other": 1\n} not formatted correctly for '
+            "base64 data",
+        ),
+        (
+            {"inputs": [b64(b"fine"), 7]},
+            "JSON Value: 7 Type: Number is not of expected type: string",
+        ),
+    ],
+)
+def test_b64_refusals_are_tf_servings(document: dict[str, object], error: str) -> None:
+    with pytest.raises(ServingError) as refused:
+        parse_predict_request(json.dumps(document).encode(), lambda _: PIXEL_SPECS)
+
+    assert (refused.value.code, refused.value.message) == ("INVALID_ARGUMENT", error)

@@ -6,12 +6,13 @@ PrettyWriter, objects over several lines, arrays on one. The edge cases (NaN, le
 query strings, methods, gzip, float output, labels) are in test_conformance_edges.py."""
 
 import base64
+import concurrent.futures
 
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from tests.digit_images import draw_digit, encode
+from tests.digit_images import draw_digit, encode, synthetic_mnist
 
 ZEROS = np.zeros((28, 28, 1)).tolist()
 PREDICT = "/v1/models/mnist:predict"
@@ -97,6 +98,10 @@ def test_metadata_has_signature_defs_in_tf_serving_shape(server: TestClient) -> 
         "confidence": "DT_FLOAT",
     }
     assert signatures["predict_image_bytes"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
+    pixels = signatures["predict_pixels"]["inputs"]["pixels"]
+    assert pixels["dtype"] == "DT_STRING"
+    assert [d["size"] for d in pixels["tensor_shape"]["dim"]] == ["-1"]
+    assert set(signatures["predict_pixels"]["outputs"]) == {"probabilities", "digit", "confidence"}
 
 
 def test_predict_row_format(server: TestClient) -> None:
@@ -160,6 +165,70 @@ def test_predict_image_bytes_blank_image_is_400(server: TestClient) -> None:
 
     assert response.status_code == 400
     assert "No digit found" in response.json()["error"]
+
+
+def pixels_b64(images: np.ndarray) -> list[dict[str, str]]:
+    """Digits as predict_pixels takes them over REST: 784 uint8 bytes each, base64."""
+    return [{"b64": base64.b64encode(image.tobytes()).decode()} for image in images]
+
+
+@pytest.mark.parametrize("layout", ["row", "columnar", "columnar-named"])
+def test_predict_pixels_answers_as_serving_default(server: TestClient, layout: str) -> None:
+    images, _ = synthetic_mnist(5, seed=11)  # uint8 [5, 28, 28], white on black
+    pixels = pixels_b64(images)
+    body: dict[str, object] = {"signature_name": "predict_pixels"}
+    if layout == "row":
+        body["instances"] = pixels
+    else:
+        body["inputs"] = pixels if layout == "columnar" else {"pixels": pixels}
+    # The same digits as serving_default's floats: uint8 / 255, in float32 as the graph does.
+    floats = images[..., None].astype(np.float32) / np.float32(255)
+
+    response = server.post(PREDICT, json=body)
+    expected = server.post(PREDICT, json={"inputs": floats.tolist()}).json()["outputs"]
+
+    assert response.status_code == 200
+    if layout == "row":
+        rows = response.json()["predictions"]
+        answer = {
+            key: [row[key] for row in rows] for key in ("probabilities", "digit", "confidence")
+        }
+    else:
+        answer = response.json()["outputs"]
+    np.testing.assert_allclose(answer["probabilities"], expected["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(answer["confidence"], expected["confidence"], atol=1e-5)
+    assert answer["digit"] == expected["digit"]
+
+
+@pytest.mark.parametrize("length", [0, 783, 785, 28 * 28 * 3])
+def test_predict_pixels_refuses_strings_not_784_bytes(server: TestClient, length: int) -> None:
+    body = {
+        "signature_name": "predict_pixels",
+        "instances": [{"b64": base64.b64encode(bytes(length)).decode()}],
+    }
+
+    response = server.post(PREDICT, json=body)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "must be exactly 784 bytes" in error
+    assert f"got lengths:] [{length}]" in error
+
+
+def test_predict_pixels_refusal_fails_only_its_own_request(server: TestClient) -> None:
+    good = {
+        "signature_name": "predict_pixels",
+        "instances": pixels_b64(np.zeros((1, 28, 28), np.uint8)),
+    }
+    bad = {
+        "signature_name": "predict_pixels",
+        "instances": [{"b64": base64.b64encode(b"x").decode()}],
+    }
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: server.post(PREDICT, json=body), [good, bad] * 8))
+
+    assert [answer.status_code for answer in answers] == [200, 400] * 8
 
 
 @pytest.mark.parametrize(

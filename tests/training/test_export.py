@@ -94,6 +94,56 @@ def test_export_image_bytes_refuses_blank_image(exported_model: Path) -> None:
         loaded.signatures["predict_image_bytes"](image_bytes=tf.constant([blank]))
 
 
+def test_export_pixels_signature_matches_contract(exported_model: Path) -> None:
+    loaded = tf.saved_model.load(str(exported_model))
+    inputs, outputs = _signature_specs(loaded.signatures["predict_pixels"])
+
+    assert set(inputs) == {"pixels"}
+    assert inputs["pixels"].dtype == tf.string
+    assert inputs["pixels"].shape.as_list() == [None]
+    assert {key: (spec.dtype, spec.shape.as_list()) for key, spec in outputs.items()} == {
+        "probabilities": (tf.float32, [None, NUM_CLASSES]),
+        "digit": (tf.int64, [None]),
+        "confidence": (tf.float32, [None]),
+    }
+
+
+def test_export_pixels_answer_as_serving_default(exported_model: Path) -> None:
+    # Digits as the gateway has them, float in [0, 1]; predict_pixels gets them as uint8.
+    images, _ = synthetic_mnist(64, seed=5)
+    rng = np.random.default_rng(5)
+    floats = np.clip(images / 255.0 + rng.normal(0, 0.01, images.shape), 0, 1)
+    floats = floats[..., None].astype(np.float32)
+    quantised = np.round(floats * 255).astype(np.uint8)
+    pixels = [image.tobytes() for image in quantised]
+    loaded = tf.saved_model.load(str(exported_model))
+
+    answer = loaded.signatures["predict_pixels"](pixels=tf.constant(pixels))
+    same_pixels = loaded.signatures["serving_default"](
+        image=tf.constant(quantised.astype(np.float32) / np.float32(255))
+    )
+    unquantised = loaded.signatures["serving_default"](image=tf.constant(floats))
+
+    # The same pixels: the same answer, to float rounding.
+    for key in ("probabilities", "confidence"):
+        np.testing.assert_allclose(answer[key].numpy(), same_pixels[key].numpy(), atol=1e-5)
+    np.testing.assert_array_equal(answer["digit"].numpy(), same_pixels["digit"].numpy())
+    # The gateway's floats: no further off than half a grey level of input moves them.
+    np.testing.assert_allclose(
+        answer["probabilities"].numpy(), unquantised["probabilities"].numpy(), atol=0.01
+    )
+
+
+@pytest.mark.parametrize("lengths", [[783], [785], [0], [784, 783], [28 * 28 * 4]])
+def test_export_pixels_refuses_strings_not_784_bytes(
+    exported_model: Path, lengths: list[int]
+) -> None:
+    loaded = tf.saved_model.load(str(exported_model))
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be exactly 784 bytes"):
+        loaded.signatures["predict_pixels"](pixels=tf.constant([bytes(n) for n in lengths]))
+
+
 def test_export_writes_model_card_and_plots(exported_model: Path, synthetic_npz: Path) -> None:
     assets = exported_model / "assets.extra"
     card = json.loads((assets / "model_card.json").read_text())
@@ -115,7 +165,7 @@ def test_export_writes_model_card_and_plots(exported_model: Path, synthetic_npz:
         assert (assets / plot).read_bytes().startswith(b"\x89PNG")
 
 
-def test_export_writes_tf_serving_warmup_requests_for_both_signatures(
+def test_export_writes_tf_serving_warmup_requests_for_every_signature(
     exported_model: Path,
 ) -> None:
     from tensorflow_serving.apis import prediction_log_pb2
@@ -128,14 +178,18 @@ def test_export_writes_tf_serving_warmup_requests_for_both_signatures(
     assert [r.model_spec.signature_name for r in requests] == [
         "serving_default",
         "predict_image_bytes",
+        "predict_pixels",
     ]
     image = tf.make_ndarray(requests[0].inputs["image"])
     assert image.shape == (1, 28, 28, 1)
     drawing = tf.make_ndarray(requests[1].inputs["image_bytes"])
-    # TF Serving refuses to load a model whose warm-up request fails: both must run.
+    pixels = tf.make_ndarray(requests[2].inputs["pixels"])
+    assert [len(value) for value in pixels] == [784]
+    # TF Serving refuses to load a model whose warm-up request fails: all must run.
     answer = loaded.signatures["predict_image_bytes"](image_bytes=tf.constant(drawing))
     assert answer["probabilities"].shape == (1, 10)
     assert loaded.signatures["serving_default"](image=tf.constant(image))["digit"].shape == (1,)
+    assert loaded.signatures["predict_pixels"](pixels=tf.constant(pixels))["digit"].shape == (1,)
 
 
 def test_export_next_version_ignores_non_versions(tmp_path: Path) -> None:
