@@ -9,11 +9,9 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from contract import MODEL_NAME
+from contract import MODEL_NAME, VERSION_LABEL_PATTERN
 
 MIB = 1024 * 1024
-# A version label (stable, canary); it becomes part of TF Serving URLs.
-LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
 class Settings(BaseSettings):
@@ -25,7 +23,7 @@ class Settings(BaseSettings):
     # Both become part of TF Serving URLs: plain names only.
     model_name: str = Field(default=MODEL_NAME, pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     model_version: int | None = Field(default=None, ge=1)
-    model_label: str | None = Field(default=None, pattern=LABEL_PATTERN)
+    model_label: str | None = Field(default=None, pattern=VERSION_LABEL_PATTERN)
     timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=2.0, gt=0)
     max_upload_bytes: int = Field(default=10 * MIB, ge=1024)
@@ -69,7 +67,7 @@ class Settings(BaseSettings):
     @field_validator("canary_label")
     @classmethod
     def _plain_label(cls, value: str) -> str:
-        if not re.fullmatch(LABEL_PATTERN, value):
+        if not re.fullmatch(VERSION_LABEL_PATTERN, value):
             raise ValueError(
                 f"GATEWAY_CANARY_LABEL={value!r} must be 1-64 letters, digits, '_' or '-'"
             )

@@ -1,72 +1,74 @@
-"""Dependencies handlers declare with `Annotated` aliases instead of reaching for globals.
+"""The gateway's services, built once per app, and what routes ask for per request.
 
-FastAPI solves every dependency (and each of its sub-dependencies, cached or not) on every
-request, so the hot path asks for one `Call` instead of one dependency per service. All are
-`async def`: FastAPI runs plain `def` dependencies in a thread pool."""
+Routes declare `CallDep` (FastAPI solves it per request: one dependency, not one per service).
+The upload routes read `request.app.state.services` directly and call `check_api_key`:
+they skip FastAPI's dependency machinery on the hot path."""
 
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from starlette.datastructures import Headers
 
 from gateway.canary import CanarySplit
 from gateway.config import Settings
 from gateway.errors import FeatureDisabled, Unauthorized
 from gateway.feedback import FeedbackStore
+from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics
+from gateway.pins import Pin
 from gateway.serving_client import TFServingClient
+from gateway.versions import VersionResolver
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything a request may use, for the app's lifetime."""
+
+    settings: Settings
+    metrics: GatewayMetrics
+    canary: CanarySplit
+    client: TFServingClient
+    resolver: VersionResolver
+    classifier: Classifier
+    feedback_store: FeedbackStore | None
+
+    @property
+    def configured_pin(self) -> Pin:
+        """GATEWAY_MODEL_VERSION or GATEWAY_MODEL_LABEL, or neither (the newest)."""
+        return Pin(self.settings.model_version, self.settings.model_label)
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
     """This gateway's services and this request's id."""
 
-    settings: Settings
-    client: TFServingClient
-    metrics: GatewayMetrics
-    canary: CanarySplit
+    services: Services
     request_id: str
 
 
 async def get_call(request: Request) -> Call:
-    state = request.app.state
-    return Call(
-        state.settings,
-        state.serving_client,
-        state.metrics,
-        state.canary,
-        request.state.request_id,
-    )
+    return Call(request.app.state.services, request.state.request_id)
 
 
 CallDep = Annotated[Call, Depends(get_call)]
 
 
-async def get_feedback_store(request: Request) -> FeedbackStore:
-    store: FeedbackStore | None = request.app.state.feedback_store
-    if store is None:
+def feedback_store(services: Services) -> FeedbackStore:
+    if services.feedback_store is None:
         raise FeatureDisabled(
             "Feedback is off on this gateway; set GATEWAY_FEEDBACK_DIR to a writable folder "
             "to turn POST /feedback on."
         )
-    return store
+    return services.feedback_store
 
 
-FeedbackStoreDep = Annotated[FeedbackStore, Depends(get_feedback_store)]
-
-
-async def require_api_key(
-    request: Request,
-    x_api_key: Annotated[
-        str | None, Header(description="Required when the gateway has keys.")
-    ] = None,
-) -> None:
+def check_api_key(settings: Settings, headers: Headers) -> None:
     """401 unless the X-API-Key header holds one of GATEWAY_API_KEYS (when any are set)."""
-    settings: Settings = request.app.state.settings
     if not settings.api_keys:
         return
-    offered = (x_api_key or "").encode()
+    offered = headers.get("x-api-key", "").encode()
     # Compare against every key in constant time, so timing reveals neither key nor match.
     matched = False
     for key in settings.api_keys:

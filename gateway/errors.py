@@ -21,6 +21,13 @@ class InvalidImage(GatewayError):
     kind = "invalid_image"
 
 
+class MalformedRequest(GatewayError):
+    """400: the body does not parse as what its Content-Type says (broken multipart)."""
+
+    status_code = 400
+    kind = "malformed_request"
+
+
 class PayloadTooLarge(GatewayError):
     """413: the upload has too many bytes or its image too many pixels."""
 

@@ -1,13 +1,11 @@
-"""ASGI middleware: request ids, access logs and metrics; body-size and load limits.
-
-Pure ASGI rather than BaseHTTPMiddleware: it sits on every request's hot path.
-"""
+"""The gateway's one ASGI middleware: request ids, security headers, upload limits, access
+log and request metrics. Pure ASGI rather than BaseHTTPMiddleware: it is on every request's
+path."""
 
 import logging
 import re
 import time
 import uuid
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,79 +31,17 @@ PAGE_POLICY = (
 )
 
 
-async def _send_json(
-    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
-) -> None:
-    content = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(content)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": content})
+class GatewayMiddleware:
+    """Everything each request passes through, in one layer (it runs on every request):
 
-
-class RequestContextMiddleware:
-    """Gives each request an id (X-Request-ID, sanitised, or a new one) and security
-    headers, then logs one structured line and records count and latency by route."""
-
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        offered = dict(scope["headers"]).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        extra_headers = [*SECURITY_HEADERS, (REQUEST_ID_HEADER, request_id.encode())]
-        if scope["path"].startswith("/ui"):
-            extra_headers.append(PAGE_POLICY)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), *extra_headers]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(elapsed)
-            logger.info(
-                "%s",
-                orjson.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                ).decode(),
-            )
-
-
-class LimitsMiddleware:
-    """413 for bodies over `max_body_bytes` (before reading when Content-Length says so,
-    else as soon as the stream passes it); 503 with Retry-After when `max_in_flight`
-    uploads (predictions and feedback) are already running, so overload answers fast
-    instead of queueing."""
+    - an id (X-Request-ID when it is a short plain token, else a new one), echoed back and
+      forwarded upstream, and security headers on every answer;
+    - for uploads (/predict, /feedback): 413 for bodies over `max_body_bytes` (before
+      reading when Content-Length says so, else as soon as the stream passes it), and 503
+      with Retry-After when `max_in_flight` uploads are already running, so overload
+      answers fast instead of queueing;
+    - one structured access-log line, and request count and latency by route.
+    """
 
     def __init__(
         self, app: ASGIApp, metrics: GatewayMetrics, max_body_bytes: int, max_in_flight: int
@@ -115,66 +51,114 @@ class LimitsMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-
-    def _too_large(self) -> dict[str, str]:
-        return {
-            "detail": f"The request body is larger than {self.max_body_bytes} bytes; "
-            "send a smaller image."
-        }
+        self.too_large = orjson.dumps(
+            {
+                "detail": f"The request body is larger than {max_body_bytes} bytes; "
+                "send a smaller image."
+            }
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            self.metrics.errors.labels("too_large").inc()
-            await _send_json(send, 413, self._too_large(), [(b"connection", b"close")])
-            return
-        if self.in_flight >= self.max_in_flight:
-            self.metrics.errors.labels("overloaded").inc()
-            await _send_json(
-                send,
-                503,
-                {"detail": "The gateway is at capacity; retry in a moment."},
-                [(b"retry-after", b"1")],
-            )
-            return
-
-        received = 0
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        offered = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
+        request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        extra_headers = [*SECURITY_HEADERS, (REQUEST_ID_HEADER, request_id.encode())]
+        if scope["path"].startswith("/ui"):
+            extra_headers.append(PAGE_POLICY)
+        status = 500
         overflowed = False
 
-        async def counting_receive() -> Message:
-            nonlocal received, overflowed
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    overflowed = True
-                    raise ValueError("request body over the limit")
-            return message
-
-        replaced = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal replaced
-            if overflowed:
-                # Whatever the app made of the cut-off body, the answer is 413.
-                if not replaced:
-                    replaced = True
-                    self.metrics.errors.labels("too_large").inc()
-                    await _send_json(send, 413, self._too_large(), [(b"connection", b"close")])
-                return
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
 
-        self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
-            await self.app(scope, counting_receive, guarded_send)
-        except ValueError:
-            if not overflowed:
-                raise
-            await guarded_send({"type": "http.response.start", "status": 413})
+            if not scope["path"].startswith(LIMITED_PREFIXES):
+                await self.app(scope, receive, send_with_headers)
+                return
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await self._refuse(send_with_headers, 413, self.too_large, b"connection", b"close")
+                return
+            if self.in_flight >= self.max_in_flight:
+                await self._refuse(send_with_headers, 503, AT_CAPACITY, b"retry-after", b"1")
+                return
+            received = 0
+
+            async def counting_receive() -> Message:
+                nonlocal received, overflowed
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        overflowed = True
+                        raise BodyTooLarge
+                return message
+
+            async def guarded_send(message: Message) -> None:
+                if not overflowed:  # whatever the app made of a cut-off body, it is a 413
+                    await send_with_headers(message)
+
+            self.in_flight += 1
+            self.metrics.in_flight.inc()
+            try:
+                await self.app(scope, counting_receive, guarded_send)
+            except BodyTooLarge:
+                pass
+            finally:
+                self.in_flight -= 1
+                self.metrics.in_flight.dec()
+            if overflowed:
+                await self._refuse(send_with_headers, 413, self.too_large, b"connection", b"close")
         finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.dec()
+            self._record(scope, request_id, status, time.perf_counter() - started)
+
+    async def _refuse(
+        self, send: Send, status: int, body: bytes, header: bytes, value: bytes
+    ) -> None:
+        self.metrics.child(
+            self.metrics.errors, "too_large" if status == 413 else "overloaded"
+        ).inc()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (header, value),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(self, scope: Scope, request_id: str, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        metrics = self.metrics
+        metrics.child(metrics.requests, template, scope["method"], str(status)).inc()
+        metrics.child(metrics.latency, template).observe(elapsed)
+        if logger.isEnabledFor(logging.INFO):
+            line = {
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
+            logger.info("%s", orjson.dumps(line).decode())
+
+
+class BodyTooLarge(Exception):
+    """Raised into the app when the streamed body passes the limit."""
+
+
+AT_CAPACITY = orjson.dumps({"detail": "The gateway is at capacity; retry in a moment."})

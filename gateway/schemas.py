@@ -1,7 +1,16 @@
 """Request and response bodies of the gateway's public API (contract 3)."""
 
-from pydantic import BaseModel, Field
+from collections.abc import Sequence
+from typing import Annotated, Any
 
+from pydantic import BaseModel, Field, WithJsonSchema
+
+from contract import NUM_CLASSES
+
+UPLOAD_HINT = (
+    "Send images as multipart/form-data: field 'file' for /predict, 'files' for "
+    "/predict/batch, 'file' and 'label' (0-9) for /feedback."
+)
 PROBABILITIES_EXAMPLE = [0.0, 0.0, 0.0, 0.01, 0.0, 0.98, 0.0, 0.0, 0.01, 0.0]
 
 
@@ -16,6 +25,16 @@ class ErrorBody(BaseModel):
     )
 
 
+def validation_detail(errors: Sequence[Any]) -> str:
+    """One sentence for pydantic's validation errors of a request, and what to send instead."""
+    problems = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        message = error.get("msg", "invalid")
+        problems.append(f"{where}: {message}" if where else message)
+    return "Invalid request: " + "; ".join(problems) + ". " + UPLOAD_HINT
+
+
 def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, object]]:
     """OpenAPI `responses` for a route: each error status with its body and description."""
     return {
@@ -25,13 +44,15 @@ def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, o
 
 
 class DigitPrediction(BaseModel):
-    predicted_digit: int = Field(ge=0, le=9, description="The most likely digit.", examples=[5])
+    predicted_digit: int = Field(
+        ge=0, le=NUM_CLASSES - 1, description="The most likely digit.", examples=[5]
+    )
     confidence: float = Field(
         ge=0, le=1, description="The model's probability for that digit.", examples=[0.98]
     )
     probabilities: list[float] = Field(
-        min_length=10,
-        max_length=10,
+        min_length=NUM_CLASSES,
+        max_length=NUM_CLASSES,
         description="Probability of each digit 0-9.",
         examples=[PROBABILITIES_EXAMPLE],
     )
@@ -93,6 +114,43 @@ class ModelInfo(BaseModel):
     model_card: dict[str, object] | None = Field(
         default=None,
         description="The model card published with the version, when the gateway can read it.",
+    )
+
+
+# A file field of a multipart body, as OpenAPI 3.1 describes binary content.
+UploadedFile = Annotated[
+    bytes, WithJsonSchema({"type": "string", "contentMediaType": "application/octet-stream"})
+]
+
+
+class PredictForm(BaseModel):
+    """The multipart body of POST /predict."""
+
+    file: UploadedFile = Field(
+        description="An image of one digit: PNG, JPEG, GIF, WebP, BMP or TIFF."
+    )
+
+
+class BatchForm(BaseModel):
+    """The multipart body of POST /predict/batch."""
+
+    files: list[UploadedFile] = Field(description="Several digit images, one upstream call.")
+
+
+# Versions are what /predict answers: a number, as text.
+VERSION_PATTERN = r"^[0-9]{1,19}$"
+
+
+class FeedbackForm(BaseModel):
+    """The multipart body of POST /feedback."""
+
+    file: UploadedFile = Field(description="The image that was classified (the same upload).")
+    label: int = Field(ge=0, le=NUM_CLASSES - 1, description="The digit the image really shows.")
+    predicted_digit: int | None = Field(
+        default=None, ge=0, le=NUM_CLASSES - 1, description="The digit /predict answered."
+    )
+    model_version: str | None = Field(
+        default=None, pattern=VERSION_PATTERN, description="The model_version /predict answered."
     )
 
 

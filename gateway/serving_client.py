@@ -1,154 +1,158 @@
-"""The gateway's only way to TF Serving: its REST API over one shared httpx client.
+"""The gateway's only way to TF Serving: its REST API (contract 2) over one shared httpx
+client. Each method is one call; which version to call is decided in `gateway.versions`.
 
-Every request is sent to an explicit `/versions/N` path, so the version reported to users
-is the one that answered. The newest AVAILABLE version (or the pinned label's) is cached
-for a second; if it is unloaded meanwhile, the client looks again and retries once.
-The canary label is resolved under a lock of its own and its absence is cached too: a slow
-or missing canary never holds up the primary's lookups.
+Failures become gateway errors: unreachable -> 503, timeout -> 504, an error answer -> 502.
+What is *not there* (a version that is not loaded, a label that is not set) is not an error
+of the server, and each method says how it reports it.
 """
 
-import asyncio
+import base64
 import logging
-import time
 from dataclasses import dataclass
 
 import httpx
 import numpy as np
 import orjson
 
-from contract import OUTPUT_PROBABILITIES
-from gateway.errors import (
-    BadRequestParameters,
-    GatewayError,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+from contract import (
+    NUM_CLASSES,
+    OUTPUT_CONFIDENCE,
+    OUTPUT_DIGIT,
+    OUTPUT_PROBABILITIES,
+    SIGNATURE_PIXELS,
 )
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from gateway.middleware import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
-REQUEST_ID_HEADER = "X-Request-ID"
-# TF Serving's INVALID_ARGUMENT (400) for a label it does not know (server_core.cc).
-UNKNOWN_LABEL = "Unrecognized servable version label"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VersionStatus:
     version: int
     state: str
     error_message: str = ""
 
 
-@dataclass(frozen=True)
-class PredictResult:
-    probabilities: np.ndarray  # float32 [n, 10]
-    model_version: int
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """A loaded version and whether it takes raw pixels (exported before that: it does not)."""
+
+    version: int
+    takes_pixels: bool
 
 
-class _NotFound(Exception):
-    """TF Serving answered 404 (the model or version is not loaded) or 400 for an unknown
-    label."""
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """One digit's outputs as the model computed them."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    digit: int
+    confidence: float
+    probabilities: list[float]
+
+
+class VersionNotFound(Exception):
+    """TF Serving has no such version loaded (404): never loaded, or unloaded since."""
+
+
+def pixels_body(images: np.ndarray) -> bytes:
+    """A :predict body for [n, 28, 28] digits in [0, 1]: 784 bytes each, base64, the compact
+    form the `predict_pixels` signature takes (a tenth of the JSON floats' size)."""
+    pixels = np.rint(images * 255.0).astype(np.uint8)
+    instances = [{"b64": base64.b64encode(row.tobytes()).decode()} for row in pixels]
+    return orjson.dumps({"signature_name": SIGNATURE_PIXELS, "instances": instances})
+
+
+def floats_body(images: np.ndarray) -> bytes:
+    """A :predict body for [n, 28, 28] digits for `serving_default`, which every version has."""
+    return orjson.dumps({"instances": images[..., None]}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class TFServingClient:
-    """Speaks contract 2 to one model; translates every failure into a gateway error."""
+    """Speaks contract 2 to one model, over an httpx transport (aiohttp's pool in service,
+    a fake in tests).
+
+    Requests go to the transport directly: httpx's client adds cookie handling, redirects
+    and URL merging that cost more than the rest of the call (docs/benchmarks.md).
+    """
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
+        base_url: str,
         model_name: str,
-        version_cache_s: float = 1.0,
-        canary_label: str | None = None,
-    ):
-        self._http = http
-        # Requests are built here rather than by `http.request`, whose URL merging and
-        # header handling cost more than the rest of the call (docs/benchmarks.md).
-        self._base_url = str(http.base_url).rstrip("/")
-        self._timeout = http.timeout.as_dict()
+        timeout: httpx.Timeout,
+    ) -> None:
+        self._transport = transport
+        self._model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
+        self._urls: dict[str, httpx.URL] = {}
+        self._timeout = {"timeout": timeout.as_dict()}
         self.model_name = model_name
-        self._cache_s = version_cache_s
-        # label -> (version, when looked up); version None: the label had no version then.
-        self._cached: dict[str | None, tuple[int | None, float]] = {}
-        self._refresh_lock = asyncio.Lock()
-        self._canary_label = canary_label
-        self._canary_lock = asyncio.Lock()
 
-    async def _request(
-        self, method: str, path: str, request_id: str | None = None, content: bytes | None = None
-    ) -> object:
-        headers = {"Content-Type": "application/json"} if content is not None else {}
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) > 1024:  # paths carry version numbers callers choose
+                self._urls.clear()
+            url = self._urls[path] = httpx.URL(self._model_url + path)
+        return url
+
+    async def _call(
+        self, method: str, path: str, request_id: str | None, content: bytes | None = None
+    ) -> tuple[int, object]:
+        """One call: its HTTP status and its JSON body (None when it is not JSON)."""
+        headers = [(b"Content-Type", b"application/json")] if content is not None else []
         if request_id:
-            headers[REQUEST_ID_HEADER] = request_id
+            headers.append((REQUEST_ID_HEADER, request_id.encode()))
         request = httpx.Request(
-            method,
-            self._base_url + path,
-            content=content,
-            headers=headers,
-            extensions={"timeout": self._timeout},
+            method, self._url(path), content=content, headers=headers, extensions=self._timeout
         )
         try:
             try:
-                response = await self._http.send(request)
+                response = await self._transport.handle_async_request(request)
             except (httpx.ConnectTimeout, httpx.ConnectError, httpx.RemoteProtocolError):
                 # A pooled keep-alive connection the server closed a moment ago fails like
-                # this; inference is safe to repeat, so try once more on a new connection.
-                response = await self._http.send(request)
+                # this; every call here is safe to repeat, so try once more on a new one.
+                response = await self._transport.handle_async_request(request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
         except httpx.ConnectTimeout as exc:
-            raise self._unreachable(exc) from exc
+            raise _unreachable(exc) from exc
         except httpx.TimeoutException as exc:
             logger.warning("TF Serving timed out on %s %s", method, path, exc_info=True)
             raise UpstreamTimeout(
                 "The model server did not answer in time; try again shortly."
             ) from exc
         except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
+            raise _unreachable(exc) from exc
         try:
-            body = orjson.loads(response.content)
+            return response.status_code, orjson.loads(content)
         except orjson.JSONDecodeError:
-            body = None
+            return response.status_code, None
+
+    def _failed(self, status: int, body: object, what: str) -> Exception:
+        """The gateway error for an answer that is neither a success nor "not there"."""
         error = body.get("error") if isinstance(body, dict) else None
-        if response.status_code == 404 or (
-            response.status_code == 400 and str(error).startswith(UNKNOWN_LABEL)
-        ):
-            # Not an error of the server: a version or label that is not there (now).
-            raise _NotFound(str(error or "not found"))
-        if response.status_code == 503:
-            raise UpstreamUnavailable(f"The model server is not ready: {error or 'unavailable'}.")
-        if response.status_code >= 400 or body is None:
-            logger.error(
-                "TF Serving answered %s to %s %s: %s", response.status_code, method, path, error
-            )
-            raise UpstreamError(
-                f"The model server answered with an error ({response.status_code}): "
-                f"{error or 'no JSON body'}."
-            )
-        return body
-
-    def _unreachable(self, exc: Exception) -> UpstreamUnavailable:
-        logger.warning("TF Serving unreachable: %s", exc)
-        return UpstreamUnavailable("The model server is unreachable; try again shortly.")
-
-    def _model_path(self, version: int | None = None, label: str | None = None) -> str:
-        path = f"/v1/models/{self.model_name}"
-        if version is not None:
-            return f"{path}/versions/{version}"
-        if label is not None:
-            return f"{path}/labels/{label}"
-        return path
+        if status == 503:
+            return UpstreamUnavailable(f"The model server is not ready: {error or 'unavailable'}.")
+        logger.error("TF Serving answered %s to %s: %s", status, what, error)
+        return UpstreamError(
+            f"The model server answered with an error ({status}): {error or 'no JSON body'}."
+        )
 
     async def model_status(
         self, version: int | None = None, request_id: str | None = None
     ) -> list[VersionStatus]:
-        """GET the model's version status; NOT_FOUND becomes an empty list."""
-        try:
-            body = await self._request("GET", self._model_path(version), request_id)
-        except _NotFound:
+        """Every version's state, or the one version's; [] when TF Serving knows none."""
+        path = f"/versions/{version}" if version is not None else ""
+        status, body = await self._call("GET", path, request_id)
+        if status == 404:
             return []
+        if status != 200 or not isinstance(body, dict):
+            raise self._failed(status, body, "a status request")
         try:
-            assert isinstance(body, dict)
             return [
                 VersionStatus(
                     int(entry["version"]),
@@ -157,124 +161,85 @@ class TFServingClient:
                 )
                 for entry in body["model_version_status"]
             ]
-        except (AssertionError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UpstreamError(
-                f"The model server's status answer does not have the expected shape ({exc!r})."
-            ) from exc
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise _unexpected("status", exc) from exc
 
-    async def label_version(self, label: str, request_id: str | None = None) -> int | None:
-        """The AVAILABLE version a label points at, or None.
-
-        TF Serving's status API ignores labels (it lists every version), so the label is
-        resolved the way its metadata API does: that answers only for a loaded version.
-        """
-        path = f"{self._model_path(label=label)}/metadata"
-        try:
-            body = await self._request("GET", path, request_id)
-        except _NotFound:  # an unknown label, or its version is not loaded
+    async def version_info(
+        self, version: int | None = None, label: str | None = None, request_id: str | None = None
+    ) -> VersionInfo | None:
+        """The loaded version a number or label names, from its metadata; None when there
+        is none. TF Serving's status API ignores labels (it lists every version), and its
+        metadata API answers only for a loaded version: 404 when none is, 400 when the
+        label is not set."""
+        path = f"/versions/{version}" if version is not None else f"/labels/{label}"
+        status, body = await self._call("GET", f"{path}/metadata", request_id)
+        if status == 404 or (status == 400 and label is not None):
             return None
+        if status != 200 or not isinstance(body, dict):
+            raise self._failed(status, body, "a metadata request")
         try:
-            assert isinstance(body, dict)
-            return int(body["model_spec"]["version"])
-        except (AssertionError, KeyError, TypeError, ValueError) as exc:
-            raise UpstreamError(
-                f"The model server's metadata answer does not have the expected shape ({exc!r})."
-            ) from exc
-
-    async def serving_version(
-        self, label: str | None = None, request_id: str | None = None, refresh: bool = False
-    ) -> int:
-        """The version requests go to: the newest AVAILABLE one, or the label's.
-
-        Raises:
-            UpstreamUnavailable: no version is AVAILABLE (for the label).
-        """
-        cached = self._cached.get(label)
-        if cached and not refresh and time.monotonic() - cached[1] < self._cache_s:
-            return self._version_or_raise(label, cached[0])
-        is_canary = label is not None and label == self._canary_label
-        async with self._canary_lock if is_canary else self._refresh_lock:
-            cached = self._cached.get(label)
-            if cached and time.monotonic() - cached[1] < self._cache_s and not refresh:
-                return self._version_or_raise(label, cached[0])
-            if label is None:
-                statuses = await self.model_status(request_id=request_id)
-                available = [s.version for s in statuses if s.state == "AVAILABLE"]
-                version = max(available) if available else None
-            else:
-                version = await self.label_version(label, request_id)
-            if version is not None or is_canary:
-                # A canary label may be absent for days: remember that as well, so the
-                # canary's share of requests does not each ask TF Serving again. Labels
-                # from requests are not remembered when absent: any name can be sent.
-                self._cached[label] = (version, time.monotonic())
-            else:
-                self._cached.pop(label, None)
-            return self._version_or_raise(label, version)
-
-    def _version_or_raise(self, label: str | None, version: int | None) -> int:
-        if version is None:
-            what = f"label {label!r} of model" if label else "model"
-            raise UpstreamUnavailable(
-                f"The {what} {self.model_name!r} has no available version yet; try again shortly."
-            )
-        return version
+            signatures = body["metadata"]["signature_def"]["signature_def"]
+            return VersionInfo(int(body["model_spec"]["version"]), SIGNATURE_PIXELS in signatures)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unexpected("metadata", exc) from exc
 
     async def predict(
-        self,
-        images: np.ndarray,
-        *,
-        version: int | None = None,
-        label: str | None = None,
-        request_id: str | None = None,
-    ) -> PredictResult:
-        """Classify [n, 28, 28] float32 images in one upstream call."""
-        body = orjson.dumps(
-            {"instances": images[..., None].astype(np.float32)},
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
-        if version is not None:
-            try:
-                return await self._predict_at(version, body, request_id)
-            except _NotFound as exc:
-                raise BadRequestParameters(
-                    f"Model version {version} is not available ({exc.message}); "
-                    "see GET /model for the versions being served."
-                ) from exc
-        chosen = await self.serving_version(label, request_id)
-        try:
-            try:
-                return await self._predict_at(chosen, body, request_id)
-            except _NotFound:
-                # The version was swapped out since we looked: look again, once.
-                chosen = await self.serving_version(label, request_id, refresh=True)
-                try:
-                    return await self._predict_at(chosen, body, request_id)
-                except _NotFound as exc:
-                    raise UpstreamUnavailable(
-                        f"The model is being reloaded ({exc.message}); try again shortly."
-                    ) from exc
-        except GatewayError as exc:
-            # TF Serving named this version, so it may label metrics (a version sent by a
-            # caller may not: any number can be sent).
-            exc.model_version = chosen
-            raise
+        self, images: np.ndarray, target: VersionInfo, request_id: str | None = None
+    ) -> list[ModelOutput]:
+        """Classify [n, 28, 28] digits in [0, 1] on one version, in one call.
 
-    async def _predict_at(self, version: int, body: bytes, request_id: str | None) -> PredictResult:
-        answer = await self._request(
-            "POST", f"{self._model_path(version)}:predict", request_id, content=body
+        Raises:
+            VersionNotFound: the version is not loaded (any more).
+        """
+        body = pixels_body(images) if target.takes_pixels else floats_body(images)
+        status, answer = await self._call(
+            "POST", f"/versions/{target.version}:predict", request_id, body
         )
+        if status == 404:
+            raise VersionNotFound(target.version)
+        if status != 200 or not isinstance(answer, dict):
+            raise self._failed(status, answer, f"a :predict on version {target.version}")
         try:
-            assert isinstance(answer, dict)
-            rows = answer["predictions"]
-            probabilities = np.asarray(
-                [row[OUTPUT_PROBABILITIES] if isinstance(row, dict) else row for row in rows],
-                dtype=np.float32,
+            outputs = model_outputs(answer, len(images))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _unexpected("predict", exc) from exc
+        return outputs
+
+
+def model_outputs(answer: dict[str, object], rows: int) -> list[ModelOutput]:
+    """The digits of a :predict answer in TF Serving's row format.
+
+    The model's own digit and confidence are used, not computed again from the
+    probabilities: the model is the one place that decides (its digit is the argmax)."""
+    predictions = answer["predictions"]
+    if not isinstance(predictions, list) or len(predictions) != rows:
+        raise ValueError(f"not a list of {rows} predictions")
+    outputs = []
+    for row in predictions:
+        digit = row[OUTPUT_DIGIT]
+        confidence = row[OUTPUT_CONFIDENCE]
+        probabilities = row[OUTPUT_PROBABILITIES]
+        if (
+            type(digit) is not int
+            or not 0 <= digit < NUM_CLASSES
+            or not isinstance(confidence, float | int)
+            or not isinstance(probabilities, list)
+            or len(probabilities) != NUM_CLASSES
+            or not all(isinstance(p, float | int) for p in probabilities)
+        ):
+            raise ValueError(
+                f"a prediction without a digit, a confidence and {NUM_CLASSES} probabilities"
             )
-            if probabilities.ndim != 2 or probabilities.shape[1] != 10:
-                raise ValueError(f"probabilities of shape {probabilities.shape}")
-        except (AssertionError, KeyError, TypeError, ValueError) as exc:
-            raise UpstreamError(
-                f"The model server's answer does not have the expected shape ({exc})."
-            ) from exc
-        return PredictResult(probabilities, version)
+        outputs.append(ModelOutput(digit, float(confidence), probabilities))
+    return outputs
+
+
+def _unreachable(exc: Exception) -> UpstreamUnavailable:
+    logger.warning("TF Serving unreachable: %s", exc)
+    return UpstreamUnavailable("The model server is unreachable; try again shortly.")
+
+
+def _unexpected(answer: str, exc: Exception) -> UpstreamError:
+    return UpstreamError(
+        f"The model server's {answer} answer does not have the expected shape ({exc!r})."
+    )

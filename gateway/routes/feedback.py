@@ -1,17 +1,17 @@
 """POST /feedback: a user's correction, stored as the normalised digit and one JSON line."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import CallDep, FeedbackStoreDep, require_api_key
-from gateway.routes.predict import normalised_upload
-from gateway.schemas import FeedbackResponse, error_responses
+from gateway.deps import Services, check_api_key, feedback_store
+from gateway.errors import BadRequestParameters
+from gateway.openapi import API_KEY, upload_route
+from gateway.routes.predict import json_response, normalised_digit
+from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses, validation_detail
+from gateway.uploads import read_form
 
-router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)])
-# Versions are what /predict answers: a number, as text.
-VERSION_PATTERN = r"^[0-9]{1,19}$"
+router = APIRouter(tags=["feedback"])
 NOT_SENT = "none"  # the predicted_digit label value when the client did not send one
 
 FEEDBACK_RESPONSES = error_responses(
@@ -32,34 +32,36 @@ FEEDBACK_RESPONSES = error_responses(
     status_code=201,
     response_model=FeedbackResponse,
     responses=FEEDBACK_RESPONSES,
+    openapi_extra=upload_route(FeedbackForm, API_KEY),
 )
-async def feedback(
-    file: Annotated[
-        UploadFile, File(description="The image that was classified (the same upload).")
-    ],
-    label: Annotated[int, Form(ge=0, le=9, description="The digit the image really shows.")],
-    call: CallDep,
-    store: FeedbackStoreDep,
-    predicted_digit: Annotated[
-        int | None, Form(ge=0, le=9, description="The digit /predict answered.")
-    ] = None,
-    model_version: Annotated[
-        str | None,
-        Form(pattern=VERSION_PATTERN, description="The model_version /predict answered."),
-    ] = None,
-) -> FeedbackResponse:
+async def feedback(request: Request) -> Response:
     """Report the right digit for an image. Stores the normalised 28x28 digit (never the
     upload itself) and its metadata under GATEWAY_FEEDBACK_DIR; 404 when that is unset."""
-    digit = await normalised_upload(file, call)
+    services: Services = request.app.state.services
+    check_api_key(services.settings, request.headers)
+    store = feedback_store(services)
+    form = await read_form(request)
+    fields: dict[str, object] = {"file": form.file("file").data}
+    for name in ("label", "predicted_digit", "model_version"):
+        text = form.text(name)
+        if text is not None and (text or name == "label"):
+            fields[name] = text
+    try:
+        sent = FeedbackForm.model_validate(fields)
+    except ValidationError as exc:
+        raise BadRequestParameters(validation_detail(exc.errors())) from exc
+    digit = await normalised_digit(form.file("file"), services)
     # Small files, but an fsync can take a while on a busy disk: keep the loop free.
     item = await run_in_threadpool(
         store.save,
         digit,
-        label=label,
-        predicted_digit=predicted_digit,
-        model_version=model_version,
-        request_id=call.request_id,
+        label=sent.label,
+        predicted_digit=sent.predicted_digit,
+        model_version=sent.model_version,
+        request_id=request.state.request_id,
     )
-    predicted = NOT_SENT if predicted_digit is None else str(predicted_digit)
-    call.metrics.feedback.labels(predicted, str(label)).inc()
-    return FeedbackResponse(id=item.id)
+    predicted = NOT_SENT if sent.predicted_digit is None else str(sent.predicted_digit)
+    services.metrics.child(services.metrics.feedback, predicted, str(sent.label)).inc()
+    response = json_response(FeedbackResponse(id=item.id).model_dump())
+    response.status_code = 201
+    return response

@@ -8,7 +8,9 @@ from fastapi import APIRouter
 
 from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
 from gateway.deps import CallDep
+from gateway.errors import UpstreamUnavailable
 from gateway.schemas import ModelInfo, VersionState
+from gateway.versions import VersionResolver
 
 router = APIRouter(tags=["model"])
 logger = logging.getLogger(__name__)
@@ -29,19 +31,15 @@ def read_model_card(base_path: str | None, version: int | None) -> dict[str, obj
 
 @router.get("/model", response_model=ModelInfo)
 async def model_info(call: CallDep) -> ModelInfo:
-    settings, client, request_id = call.settings, call.client, call.request_id
-    statuses = await client.model_status(request_id=request_id)
-    available = [s.version for s in statuses if s.state == "AVAILABLE"]
-    if settings.model_version is not None:
-        serving = settings.model_version if settings.model_version in available else None
-    elif settings.model_label:
-        serving = await client.label_version(settings.model_label, request_id)
-    else:
-        serving = max(available) if available else None
-    canary = call.canary
+    services, request_id = call.services, call.request_id
+    settings, resolver = services.settings, services.resolver
+    statuses = await services.client.model_status(request_id=request_id)
+    pin = services.configured_pin
+    serving = await _version_or_none(resolver, pin.version, pin.label, request_id)
+    canary = services.canary
     canary_version = None
     if canary.enabled:
-        canary_version = await client.label_version(canary.label, request_id)
+        canary_version = await _version_or_none(resolver, None, canary.label, request_id)
     return ModelInfo(
         name=settings.model_name,
         serving_version=str(serving) if serving is not None else None,
@@ -56,3 +54,13 @@ async def model_info(call: CallDep) -> ModelInfo:
         canary_label=canary.label if canary.enabled else None,
         canary_version=str(canary_version) if canary_version is not None else None,
     )
+
+
+async def _version_or_none(
+    resolver: VersionResolver, version: int | None, label: str | None, request_id: str
+) -> int | None:
+    try:
+        info = await resolver.resolve(version, label, refresh=True, request_id=request_id)
+    except UpstreamUnavailable:
+        return None
+    return info.version

@@ -21,7 +21,7 @@ class UiSettings(BaseModel):
 async def ui_settings(call: CallDep) -> UiSettings:
     """What the page needs to know: whether to ask for an API key, how big uploads may be,
     whether to offer the "that's wrong" control."""
-    settings = call.settings
+    settings = call.services.settings
     return UiSettings(
         api_key_required=bool(settings.api_keys),
         max_upload_bytes=settings.max_upload_bytes,

@@ -69,11 +69,10 @@ def tf_serving_series() -> set[str]:
 
 
 def gateway_series() -> set[str]:
-    """Every series name the gateway's /metrics can carry, read from the app's registry."""
-    from gateway.config import Settings
-    from gateway.main import create_app
+    """Every series name the gateway's /metrics can carry, read from its metrics' registry."""
+    from gateway.metrics import GatewayMetrics
 
-    registry = create_app(Settings()).state.metrics.registry
+    registry = GatewayMetrics().registry
     return {
         family.name + suffix
         for family in registry.collect()

@@ -1,5 +1,6 @@
 """A fake TF Serving at the transport seam, and gateway clients wired to it."""
 
+import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from contract import SIGNATURE_PIXELS
 from gateway.config import Settings
 from gateway.main import create_app
 
@@ -20,6 +22,8 @@ class FakeTFServing:
     versions: dict[int, str] = field(default_factory=lambda: {1: "AVAILABLE"})
     labels: dict[str, int] = field(default_factory=dict)
     predicted_digit: int = 5
+    # Versions exported before the raw-pixel signature existed take JSON floats only.
+    without_pixels: set[int] = field(default_factory=set)
     failure: Callable[[httpx.Request], httpx.Response] | None = None
     requests: list[httpx.Request] = field(default_factory=list)
 
@@ -38,14 +42,41 @@ class FakeTFServing:
             },
         )
 
+    def images(self, body: dict[str, object], version: int) -> np.ndarray | httpx.Response:
+        """The [n, 28, 28, 1] images of a :predict body, in either signature's form."""
+        if body.get("signature_name") == SIGNATURE_PIXELS and version not in self.without_pixels:
+            rows = [base64.b64decode(item["b64"]) for item in body["instances"]]  # type: ignore[attr-defined, index]
+            if any(len(row) != 28 * 28 for row in rows):
+                return httpx.Response(400, json={"error": "pixels must be 784 bytes"})
+            pixels = np.frombuffer(b"".join(rows), np.uint8).reshape(-1, 28, 28, 1)
+            return pixels.astype(np.float32) / 255
+        if "signature_name" in body:
+            return httpx.Response(400, json={"error": f"no signature {body['signature_name']}"})
+        instances = np.asarray(body["instances"], dtype=np.float32)
+        if instances.shape[1:] != (28, 28, 1):
+            return httpx.Response(400, json={"error": f"bad shape {instances.shape}"})
+        return instances
+
+    def metadata(self, version: int) -> httpx.Response:
+        signatures = {"serving_default": {}, "predict_image_bytes": {}}
+        if version not in self.without_pixels:
+            signatures[SIGNATURE_PIXELS] = {}
+        return httpx.Response(
+            200,
+            json={
+                "model_spec": {"name": "mnist", "signature_name": "", "version": str(version)},
+                "metadata": {"signature_def": {"signature_def": signatures}},
+            },
+        )
+
     def predictions(self, request: httpx.Request, version: int) -> httpx.Response:
         if self.versions.get(version) != "AVAILABLE":
             return httpx.Response(
                 404, json={"error": f"Servable not found for request: Specific(mnist, {version})"}
             )
-        instances = np.asarray(orjson.loads(request.content)["instances"], dtype=np.float32)
-        if instances.shape[1:] != (28, 28, 1):
-            return httpx.Response(400, json={"error": f"bad shape {instances.shape}"})
+        instances = self.images(orjson.loads(request.content), version)
+        if isinstance(instances, httpx.Response):
+            return instances
         probabilities = np.full(10, 0.01, np.float32)
         probabilities[self.predicted_digit] = 0.91
         return httpx.Response(
@@ -77,7 +108,16 @@ class FakeTFServing:
                 )
             return self.status_body(sorted(self.versions))
         if request.method == "GET" and path.startswith("/v1/models/mnist/versions/"):
-            version = int(path.rsplit("/", 1)[1])
+            version = int(path.removeprefix("/v1/models/mnist/versions/").split("/")[0])
+            if path.endswith("/metadata"):
+                if self.versions.get(version) != "AVAILABLE":
+                    return httpx.Response(
+                        404,
+                        json={
+                            "error": f"Servable not found for request: Specific(mnist, {version})"
+                        },
+                    )
+                return self.metadata(version)
             if version not in self.versions:
                 return httpx.Response(
                     404, json={"error": f"Could not find version {version} of model mnist"}
@@ -97,18 +137,18 @@ class FakeTFServing:
                     404,
                     json={"error": f"Servable not found for request: Specific(mnist, {version})"},
                 )
-            return httpx.Response(
-                200,
-                json={
-                    "model_spec": {"name": "mnist", "signature_name": "", "version": str(version)},
-                    "metadata": {"signature_def": {"signature_def": {}}},
-                },
-            )
+            return self.metadata(version)
         return httpx.Response(404, json={"error": f"Servable not found for request: {path}"})
 
     @property
     def predict_requests(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, as the gateway does."""
+    return "asyncio"
 
 
 @pytest.fixture

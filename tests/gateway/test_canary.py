@@ -7,14 +7,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.digit_images import draw_digit, encode
 from tests.gateway.conftest import FakeTFServing
-
-PNG = encode(draw_digit(5, size=120, stroke=3, dark_on_light=True))
-
-
-def upload() -> dict[str, tuple[str, bytes, str]]:
-    return {"file": ("digit.png", PNG, "image/png")}
+from tests.gateway.helpers import PNG, upload
 
 
 @pytest.fixture
@@ -28,7 +22,7 @@ def two_versions(fake_tf_serving: FakeTFServing) -> FakeTFServing:
 def with_draws(client: TestClient, draws: list[float]) -> TestClient:
     """Replace the gateway's random draws by these, in order."""
     numbers: Iterator[float] = iter(draws)
-    client.app.state.canary.draw = lambda: next(numbers)  # type: ignore[attr-defined]
+    client.app.state.services.canary.draw = lambda: next(numbers)  # type: ignore[attr-defined]
     return client
 
 
@@ -55,7 +49,7 @@ def test_canary_seeded_share_is_near_the_percent(
     make_client: Callable[..., TestClient], two_versions: FakeTFServing
 ) -> None:
     client = make_client(model_label="stable", canary_percent=30)
-    client.app.state.canary.draw = random.Random(18).random  # type: ignore[attr-defined]
+    client.app.state.services.canary.draw = random.Random(18).random  # type: ignore[attr-defined]
 
     versions = [client.post("/predict", files=upload()).json()["model_version"] for _ in range(200)]
 

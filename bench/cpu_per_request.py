@@ -1,0 +1,404 @@
+"""CPU per request, the figure that sets throughput on a small machine: wrk drives each
+server at a fixed concurrency, and each server's CPU time (read from /proc, its worker
+processes included) is divided by the requests it answered. All rows come from one run.
+
+    python -m bench.cpu_per_request --model-dir models/mnist [--seconds 10] [--only gateway]
+        [--profile DIR]
+
+Rows: (a) the local model server alone, with the gateway's upstream bodies for one digit;
+(b) gateway (2 workers, as `make run` starts it) -> model server, with a 280x280 PNG upload,
+and /predict/batch of 32 of them; (c) the naive baseline (bench/naive_baseline.py). wrk
+shares the machine's cores with the servers; its own CPU is reported too.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.digits import uploads
+from contract import SIGNATURE_IMAGE, SIGNATURE_PIXELS
+from gateway.preprocessing import preprocess_upload
+from gateway.serving_client import floats_body, pixels_body
+from scripts.services import gateway_command, model_server_command, model_url, start, stop
+from training.versions import existing_versions
+
+MODEL_SERVER_PORT, GATEWAY_PORT, NAIVE_PORT = 18811, 18812, 18813
+GATEWAY_WORKERS = 2
+CONCURRENCY = (1, 32)
+BATCH = 32
+BOUNDARY = "benchboundary7d1c"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# wrk reads the body and headers from files, and prints its summary as one JSON line.
+WRK_SCRIPT = """
+local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    body: bytes
+    content_type: str
+    servers: dict[str, int]  # component -> pid whose process tree serves it
+    images_per_request: int = 1
+
+
+@dataclass(frozen=True)
+class Row:
+    target: Target
+    concurrency: int
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: dict[str, float]  # component -> CPU ms per request
+    wrk_cpu_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (uvicorn's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(children.get(current, []))
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of live processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def start_profilers(target: Target, seconds: float, folder: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server (workers included) for the run: where its CPU goes."""
+    slug = "".join(c if c.isalnum() else "-" for c in target.name)
+    return [
+        subprocess.Popen(
+            [
+                shutil.which("py-spy", path=Path(sys.executable).parent) or "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--subprocesses",
+                "--nonblocking",
+                "--duration",
+                f"{seconds:.0f}",
+                "--output",
+                str(folder / f"{slug}-{component.replace(' ', '-')}.txt"),
+                "--pid",
+                str(pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for component, pid in target.servers.items()
+    ]
+
+
+def summarise_profile(path: Path, top: int = 15) -> str:
+    """The functions holding the largest shares of a py-spy raw profile's samples."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            name, _, where = frame.partition(" (")
+            module = where.split(":")[0].split("site-packages/")[-1]
+            key = f"{name} ({module})"
+            inclusive[key] = inclusive.get(key, 0) + int(count)
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])
+    # The outer frames (event loop, server, middleware) hold nearly everything: skip to where
+    # the shares start to split.
+    split = [(name, n) for name, n in ranked if n < 0.7 * total][:top]
+    lines = [f"{path.name}: {total} samples"]
+    lines += [f"  {n / max(total, 1):6.1%}  {name}" for name, n in split]
+    return "\n".join(lines)
+
+
+def drive(
+    target: Target,
+    concurrency: int,
+    seconds: float,
+    scratch: Path,
+    profile_dir: Path | None = None,
+) -> Row:
+    body_file = scratch / "body"
+    body_file.write_bytes(target.body)
+    script = scratch / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    trees = {component: process_tree(pid) for component, pid in target.servers.items()}
+    before = {component: cpu_seconds(pids) for component, pids in trees.items()}
+    profilers = start_profilers(target, seconds, profile_dir) if profile_dir else []
+    wrk_started = os.times()
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            target.url,
+        ],
+        env={**os.environ, "BENCH_BODY": str(body_file), "BENCH_CONTENT_TYPE": target.content_type},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    wrk_finished = os.times()
+    for profiler in profilers:
+        profiler.wait()
+    summary = json.loads(output.split("BENCH ", 1)[1].splitlines()[0])
+    requests = max(summary["requests"], 1)
+    wrk_cpu = (wrk_finished.children_user - wrk_started.children_user) + (
+        wrk_finished.children_system - wrk_started.children_system
+    )
+    return Row(
+        target,
+        concurrency,
+        summary["requests"],
+        summary["duration_us"] / 1e6,
+        summary["errors"],
+        summary["p50_us"] / 1000,
+        summary["p99_us"] / 1000,
+        {
+            component: (cpu_seconds(pids) - before[component]) * 1000 / requests
+            for component, pids in trees.items()
+        },
+        wrk_cpu * 1000 / requests,
+    )
+
+
+def multipart(files: list[bytes], field: str) -> bytes:
+    parts = [
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="digit{index}.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+        for index, data in enumerate(files)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def upstream_bodies(png: bytes) -> dict[str, bytes]:
+    """The model server's request bodies for one digit, as the gateway builds them."""
+    image = preprocess_upload(png, 40_000_000)[None]
+    return {
+        f"JSON floats ({SIGNATURE_IMAGE})": floats_body(image),
+        f"b64 pixels ({SIGNATURE_PIXELS})": pixels_body(image),
+    }
+
+
+def has_signature(body: bytes) -> bool:
+    request = urllib.request.Request(
+        f"{model_url(f'http://127.0.0.1:{MODEL_SERVER_PORT}')}:predict", data=body
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def print_table(rows: list[Row]) -> None:
+    components = sorted({component for row in rows for component in row.cpu_ms})
+    header = ["path", "c", "req/s", "images/s", "p50 ms", "p99 ms", "errors"]
+    header += [f"CPU ms/request: {component}" for component in components] + ["wrk CPU ms/req"]
+    print(f"{os.cpu_count()} cores; one run; CPU from /proc (user + system) / requests answered\n")
+    print("| " + " | ".join(header) + " |")
+    print("| --- |" + " ---: |" * (len(header) - 1))
+    for row in rows:
+        cells = [
+            row.target.name,
+            str(row.concurrency),
+            f"{row.rate:,.0f}",
+            f"{row.rate * row.target.images_per_request:,.0f}",
+            f"{row.p50_ms:.2f}",
+            f"{row.p99_ms:.2f}",
+            str(row.errors),
+        ]
+        cells += [
+            f"{row.cpu_ms[component]:.3f}" if component in row.cpu_ms else ""
+            for component in components
+        ]
+        cells.append(f"{row.wrk_cpu_ms:.3f}")
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--only",
+        choices=("model-server", "gateway", "naive"),
+        action="append",
+        help="Measure only these paths (repeatable); default all.",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="After measuring, run each path once more at concurrency 32 under py-spy "
+        "(a separate run: the profiler's own cost stays out of the table) and write its "
+        "raw profiles to DIR",
+    )
+    args = parser.parse_args()
+    only = set(args.only or ("model-server", "gateway", "naive"))
+    model_dir = args.model_dir.resolve()
+    png = uploads()[0][1]  # a 280x280 PNG canvas drawing
+    processes: list[subprocess.Popen[bytes]] = []
+    rows: list[Row] = []
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        model_server = start(
+            model_server_command(model_dir, MODEL_SERVER_PORT, "--log-level", "warning"),
+            model_url(f"http://127.0.0.1:{MODEL_SERVER_PORT}"),
+            quiet,
+            quiet=True,
+        )
+        processes.append(model_server)
+        targets: list[Target] = []
+        if "model-server" in only:
+            for name, body in upstream_bodies(png).items():
+                if has_signature(body):
+                    targets.append(
+                        Target(
+                            f"(a) model server alone, {name}",
+                            f"{model_url(f'http://127.0.0.1:{MODEL_SERVER_PORT}')}:predict",
+                            body,
+                            "application/json",
+                            {"model server": model_server.pid},
+                        )
+                    )
+        if "gateway" in only:
+            gateway = start(
+                gateway_command(
+                    GATEWAY_PORT, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning"
+                ),
+                f"http://127.0.0.1:{GATEWAY_PORT}/readyz",
+                {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{MODEL_SERVER_PORT}"},
+                quiet=True,
+            )
+            processes.append(gateway)
+            servers = {"gateway": gateway.pid, "model server": model_server.pid}
+            content_type = f"multipart/form-data; boundary={BOUNDARY}"
+            targets.append(
+                Target(
+                    "(b) gateway -> model server, 280x280 PNG",
+                    f"http://127.0.0.1:{GATEWAY_PORT}/predict",
+                    multipart([png], "file"),
+                    content_type,
+                    servers,
+                )
+            )
+        if "naive" in only:
+            version = existing_versions(model_dir)[-1]
+            naive = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.naive_baseline:app",
+                    "--port",
+                    str(NAIVE_PORT),
+                    "--log-level",
+                    "warning",
+                ],
+                f"http://127.0.0.1:{NAIVE_PORT}/docs",
+                {**quiet, "MODEL_PATH": str(model_dir / str(version))},
+                quiet=True,
+            )
+            processes.append(naive)
+            targets.append(
+                Target(
+                    "(c) naive baseline, 280x280 PNG",
+                    f"http://127.0.0.1:{NAIVE_PORT}/predict",
+                    multipart([png], "file"),
+                    f"multipart/form-data; boundary={BOUNDARY}",
+                    {"naive": naive.pid},
+                )
+            )
+        with tempfile.TemporaryDirectory() as scratch:
+            for target in targets:
+                for concurrency in CONCURRENCY:
+                    drive(target, concurrency, 2, Path(scratch))  # warm up
+                    time.sleep(0.5)
+                    rows.append(drive(target, concurrency, args.seconds, Path(scratch)))
+            if "gateway" in only:
+                batch = Target(
+                    f"(b) gateway /predict/batch of {BATCH} PNGs",
+                    f"http://127.0.0.1:{GATEWAY_PORT}/predict/batch",
+                    multipart([png] * BATCH, "files"),
+                    f"multipart/form-data; boundary={BOUNDARY}",
+                    servers,
+                    images_per_request=BATCH,
+                )
+                drive(batch, 4, 2, Path(scratch))
+                rows.append(drive(batch, 4, args.seconds, Path(scratch)))
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                for target in targets:
+                    drive(target, max(CONCURRENCY), args.seconds, Path(scratch), args.profile)
+    finally:
+        stop(processes)
+    print_table(rows)
+    if args.profile:
+        for path in sorted(args.profile.glob("*.txt")):
+            print("\n" + summarise_profile(path))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Which loaded version a request goes to: the one resolver behind /predict, /model and
+/readyz.
+
+A pin names a version, a label or neither (then the newest AVAILABLE version). Answers are
+kept for `cache_s`; after that the kept answer still serves while one background lookup
+renews it, so no request waits for a status call once the first has been made. A version
+unloaded in between answers :predict with 404, and the caller asks again with
+`refresh=True`. Each pin has its own lock: a slow or missing canary label never holds up
+the primary's lookups.
+"""
+
+import asyncio
+import logging
+import time
+
+from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.serving_client import TFServingClient, VersionInfo
+
+logger = logging.getLogger(__name__)
+PinKey = tuple[int | None, str | None]  # (version, label); (None, None) is "the newest"
+# Callers may pin any number: only versions found loaded are kept, and only this many.
+MAX_KEPT_PINS = 64
+
+
+class VersionResolver:
+    def __init__(self, client: TFServingClient, cache_s: float, canary_label: str | None) -> None:
+        self._client = client
+        self._cache_s = cache_s
+        self._canary_label = canary_label
+        # pin -> (what it resolved to, or None: nothing loaded then; when looked up)
+        self._kept: dict[PinKey, tuple[VersionInfo | None, float]] = {}
+        self._locks: dict[PinKey, asyncio.Lock] = {}
+        self._renewals: dict[PinKey, asyncio.Task[None]] = {}
+
+    async def resolve(
+        self,
+        version: int | None = None,
+        label: str | None = None,
+        *,
+        refresh: bool = False,
+        request_id: str | None = None,
+    ) -> VersionInfo:
+        """The loaded version a pin names now.
+
+        Raises:
+            UpstreamUnavailable: nothing is loaded for the pin.
+        """
+        key = (version, label)
+        kept = self._kept.get(key)
+        if kept is not None and not refresh:
+            if time.monotonic() - kept[1] >= self._cache_s and key not in self._renewals:
+                self._renewals[key] = asyncio.create_task(self._renew(key))
+            return self._found(kept[0], version, label)
+        asked = time.monotonic()
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            kept = self._kept.get(key)
+            if kept is not None and kept[1] >= asked:  # looked up while this one waited
+                return self._found(kept[0], version, label)
+            info = await self._look_up(key, request_id)
+        return self._found(info, version, label)
+
+    async def _look_up(self, key: PinKey, request_id: str | None) -> VersionInfo | None:
+        version, label = key
+        if version is None and label is None:
+            statuses = await self._client.model_status(request_id=request_id)
+            available = [s.version for s in statuses if s.state == "AVAILABLE"]
+            if not available:
+                info = None
+            else:
+                info = await self._client.version_info(max(available), request_id=request_id)
+        else:
+            info = await self._client.version_info(version, label, request_id)
+        if info is not None or (label is not None and label == self._canary_label):
+            # A canary label may be absent for days: that is kept as well, so the canary's
+            # share of requests does not each ask TF Serving again. Other pins from
+            # requests are not kept when absent: any number or name can be sent.
+            if len(self._kept) >= MAX_KEPT_PINS and key not in self._kept:
+                self._kept.clear()
+            self._kept[key] = (info, time.monotonic())
+        else:
+            self._kept.pop(key, None)
+        return info
+
+    async def _renew(self, key: PinKey) -> None:
+        try:
+            async with self._locks.setdefault(key, asyncio.Lock()):
+                await self._look_up(key, None)
+        except GatewayError as exc:  # the next request after this one tries again
+            logger.info("Renewing the version of pin %s failed: %s", key, exc.detail)
+        finally:
+            del self._renewals[key]
+
+    def _found(
+        self, info: VersionInfo | None, version: int | None, label: str | None
+    ) -> VersionInfo:
+        if info is not None:
+            return info
+        name = self._client.model_name
+        if version is not None:
+            what = f"Model version {version} of {name!r} is not available"
+        elif label is not None:
+            what = f"The label {label!r} of model {name!r} has no available version"
+        else:
+            what = f"The model {name!r} has no available version"
+        raise UpstreamUnavailable(f"{what} yet; try again shortly.")
+
+    async def close(self) -> None:
+        renewals = list(self._renewals.values())
+        for task in renewals:
+            task.cancel()
+        await asyncio.gather(*renewals, return_exceptions=True)
