@@ -120,6 +120,29 @@ def _signature_call(function: tf.types.experimental.ConcreteFunction) -> Signatu
     return flat_call
 
 
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
+
+
+def _warmup_requests(path: Path) -> list[tuple[str, Tensors]]:
+    """The predict requests of a version's warm-up records: (signature, inputs)."""
+    records = path / WARMUP_FILE
+    if not records.is_file():
+        return []
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for record in tf.data.TFRecordDataset(str(records)).take(MAX_WARMUP_RECORDS):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") != "predict_log":
+            continue  # classify, regress...: APIs this server does not run
+        request = log.predict_log.request
+        signature = request.model_spec.signature_name or "serving_default"
+        inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        requests.append((signature, inputs))
+    return requests
+
+
 class Servable:
     """One loaded version of a model and a batcher per signature."""
 
@@ -134,6 +157,7 @@ class Servable:
     ) -> None:
         self.name = name
         self.version = version
+        self._path = path
         self.signature_defs = read_signature_defs(path)
         self._loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
         self.signatures = dict(self._loaded.signatures)
@@ -157,8 +181,22 @@ class Servable:
         self._closed = False
 
     def warm_up(self) -> None:
-        """Run each numeric signature once so the first real request is not the slow one."""
+        """Run each signature once so the first real request is not the slow one (the
+        first call of a signature builds its graph: tens of milliseconds).
+
+        The version's TF Serving warm-up records are replayed, as --enable_model_warmup
+        does, and a failing one fails the load as it does there; numeric signatures they
+        leave out are run on zeros.
+        """
+        warmed = set()
+        for key, inputs in _warmup_requests(self._path):
+            specs = self.inputs.get(key)
+            if specs is not None and set(inputs) == set(specs):
+                self.run(key, inputs)
+                warmed.add(key)
         for key, specs in self.inputs.items():
+            if key in warmed:
+                continue
             if all(spec.dtype != "string" and spec.shape for spec in specs.values()):
                 example = {
                     name: np.zeros([1, *(dim or 1 for dim in spec.shape[1:])], spec.dtype)  # type: ignore[index]

@@ -11,9 +11,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from serving.batching import BatchingParameters
 from serving.model_config import ModelSpec
+from serving.registry import Servable
 from serving.server import ServerSettings, create_app
 
 pytestmark = pytest.mark.anyio
@@ -101,6 +103,56 @@ async def test_broken_version_is_reported_and_previous_keeps_serving(model_base:
         states = await status(client)
         assert states["1"] == ("AVAILABLE", "")
         assert states["2"][0] == "END" and "Failed to load" in states["2"][1]
+        response = await client.post("/v1/models/mnist:predict", json=BODY)
+        assert response.status_code == 200
+
+
+async def test_warmup_records_are_replayed_before_a_version_serves(
+    model_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    run = Servable.run
+
+    def recorded(self: Servable, signature: str, inputs: dict[str, np.ndarray]) -> object:
+        calls.append(signature)
+        return run(self, signature, inputs)
+
+    monkeypatch.setattr(Servable, "run", recorded)
+    async with running_server(model_base) as client:
+        warm_up = list(calls)
+        assert (await client.post("/v1/models/mnist:predict", json=BODY)).status_code == 200
+
+    # The records of every signature, as TF Serving replays them; then the request.
+    assert warm_up == ["serving_default", "predict_image_bytes", "predict_pixels"]
+    assert calls == [*warm_up, "serving_default"]
+
+
+async def test_a_failing_warmup_record_fails_the_load(model_base: Path) -> None:
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    staging = model_base / ".staging-2"
+    shutil.copytree(model_base / "1", staging)
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name="mnist", signature_name="predict_pixels")
+    )
+    request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(np.array([bytes(783)], object)))
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    with tf.io.TFRecordWriter(str(staging / "assets.extra/tf_serving_warmup_requests")) as out:
+        out.write(log.SerializeToString())
+
+    async with running_server(model_base, poll_interval_s=0.2) as client:
+        os.rename(staging, model_base / "2")
+
+        async def refused() -> bool:
+            return (await status(client)).get("2", ("",))[0] == "END"
+
+        await wait_for(refused)
+
+        states = await status(client)
+        assert states["1"] == ("AVAILABLE", "")
+        assert states["2"][0] == "END" and "784 bytes" in states["2"][1]
         response = await client.post("/v1/models/mnist:predict", json=BODY)
         assert response.status_code == 200
 
