@@ -8,7 +8,9 @@ processes included) is divided by the requests it answered. All rows come from o
 Rows: (a) the local model server alone, with the gateway's upstream bodies for one digit;
 (b) gateway (2 workers, as `make run` starts it) -> model server, with a 280x280 PNG upload,
 and /predict/batch of 32 of them; (c) the naive baseline (bench/naive_baseline.py). wrk
-shares the machine's cores with the servers; its own CPU is reported too.
+shares the machine's cores with the servers; its own CPU is reported too, and so are the
+machine's idle time and the time a virtual machine's hypervisor took away (steal) during
+each run.
 """
 
 import argparse
@@ -75,6 +77,8 @@ class Row:
     p99_ms: float
     cpu_ms: dict[str, float]  # component -> CPU ms per request
     wrk_cpu_ms: float
+    idle: float  # share of the machine's CPU time idle during the run
+    steal: float  # share taken by the hypervisor for other guests (a VM's lost time)
 
     @property
     def rate(self) -> float:
@@ -97,6 +101,11 @@ def process_tree(pid: int) -> list[int]:
         tree.append(current)
         pending.extend(children.get(current, []))
     return tree
+
+
+def machine_times() -> list[int]:
+    """The machine's CPU time by kind (user, nice, system, idle, iowait, irq, softirq, steal)."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -176,6 +185,7 @@ def drive(
     trees = {component: process_tree(pid) for component, pid in target.servers.items()}
     before = {component: cpu_seconds(pids) for component, pids in trees.items()}
     profilers = start_profilers(target, seconds, profile_dir) if profile_dir else []
+    machine_before = machine_times()
     wrk_started = os.times()
     output = subprocess.run(
         [
@@ -195,6 +205,9 @@ def drive(
         check=True,
     ).stdout
     wrk_finished = os.times()
+    machine = [
+        after - before for after, before in zip(machine_times(), machine_before, strict=True)
+    ]
     for profiler in profilers:
         profiler.wait()
     summary = json.loads(output.split("BENCH ", 1)[1].splitlines()[0])
@@ -215,6 +228,8 @@ def drive(
             for component, pids in trees.items()
         },
         wrk_cpu * 1000 / requests,
+        machine[3] / max(sum(machine), 1),
+        machine[7] / max(sum(machine), 1),
     )
 
 
@@ -254,7 +269,8 @@ def has_signature(body: bytes) -> bool:
 def print_table(rows: list[Row]) -> None:
     components = sorted({component for row in rows for component in row.cpu_ms})
     header = ["path", "c", "req/s", "images/s", "p50 ms", "p99 ms", "errors"]
-    header += [f"CPU ms/request: {component}" for component in components] + ["wrk CPU ms/req"]
+    header += [f"CPU ms/request: {component}" for component in components]
+    header += ["wrk CPU ms/req", "machine idle", "steal"]
     print(f"{os.cpu_count()} cores; one run; CPU from /proc (user + system) / requests answered\n")
     print("| " + " | ".join(header) + " |")
     print("| --- |" + " ---: |" * (len(header) - 1))
@@ -272,7 +288,7 @@ def print_table(rows: list[Row]) -> None:
             f"{row.cpu_ms[component]:.3f}" if component in row.cpu_ms else ""
             for component in components
         ]
-        cells.append(f"{row.wrk_cpu_ms:.3f}")
+        cells += [f"{row.wrk_cpu_ms:.3f}", f"{row.idle:.0%}", f"{row.steal:.0%}"]
         print("| " + " | ".join(cells) + " |")
 
 
