@@ -80,6 +80,11 @@ MODEL_CARD_FILE = "model_card.json"
 ASSETS_EXTRA_DIR = "assets.extra"
 
 
+def model_card_path(version_path: Path) -> Path:
+    """Where a published version keeps its model card: base_path/<version>/assets.extra/."""
+    return version_path / ASSETS_EXTRA_DIR / MODEL_CARD_FILE
+
+
 def version_folders(base_path: Path) -> dict[int, Path]:
     """The models volume's versions: positive integer folders under `base_path`
     (base_path/<version>/, as TF Serving reads it), by number. Temporary folders of an

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.digits import uploads
 from contract import SIGNATURE_IMAGE, SIGNATURE_PIXELS
+from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
 from gateway.preprocessing import preprocess_upload
 from gateway.serving_client import floats_body, pixels_body
 from scripts.services import gateway_command, model_server_command, model_url, start, stop
@@ -248,7 +249,7 @@ def multipart(files: list[bytes], field: str) -> bytes:
 
 def upstream_bodies(png: bytes) -> dict[str, bytes]:
     """The model server's request bodies for one digit, as the gateway builds them."""
-    image = preprocess_upload(png, 40_000_000)[None]
+    image = preprocess_upload(png, DEFAULT_MAX_IMAGE_PIXELS)[None]
     return {
         f"JSON floats ({SIGNATURE_IMAGE})": floats_body(image),
         f"b64 pixels ({SIGNATURE_PIXELS})": pixels_body(image),

@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 from PIL import Image, ImageDraw
 
+from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
 from gateway.preprocessing import preprocess_upload
 
 Upload = tuple[str, bytes, str]  # filename, content, content type
@@ -40,7 +41,7 @@ def normalised_bodies(files: list[Upload]) -> list[bytes]:
     """`:predict` bodies (row format, one instance) of the uploads as the gateway sends them."""
     return [
         orjson.dumps(
-            {"instances": preprocess_upload(data, 40_000_000)[None, :, :, None]},
+            {"instances": preprocess_upload(data, DEFAULT_MAX_IMAGE_PIXELS)[None, :, :, None]},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
         for _, data, _ in files

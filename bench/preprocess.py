@@ -14,9 +14,8 @@ import time
 
 from PIL import Image, ImageDraw
 
+from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
 from gateway.preprocessing import preprocess_upload
-
-MAX_PIXELS = 40_000_000
 
 
 def drawn_seven(size: tuple[int, int], stroke: int, dark_on_light: bool) -> Image.Image:
@@ -61,11 +60,11 @@ def main() -> int:
     for name, make in CASES.items():
         data = make()
         for _ in range(20):
-            preprocess_upload(data, MAX_PIXELS)
+            preprocess_upload(data, DEFAULT_MAX_IMAGE_PIXELS)
         times = []
         for _ in range(args.runs):
             started = time.perf_counter()
-            preprocess_upload(data, MAX_PIXELS)
+            preprocess_upload(data, DEFAULT_MAX_IMAGE_PIXELS)
             times.append((time.perf_counter() - started) * 1000)
         times.sort()
         print(

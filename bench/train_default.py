@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
+from contract import model_card_path
 from scripts.services import ROOT
 from training.versions import next_version
 
@@ -59,7 +59,7 @@ def main() -> int:
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
             )
             wall = time.monotonic() - started
-            card = json.loads((version / ASSETS_EXTRA_DIR / MODEL_CARD_FILE).read_text())
+            card = json.loads(model_card_path(version).read_text())
         rows.append((args.seed + run, card["test_accuracy"], card["training_duration_s"], wall))
 
     print(f"\nTraining benchmark: arch={args.arch}, {os.cpu_count()} cores")

@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from contract import MODEL_NAME, VERSION_LABEL_PATTERN
 
 MIB = 1024 * 1024
+# Decoded images above this many pixels are refused before decoding (GATEWAY_MAX_IMAGE_PIXELS).
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 
 class Settings(BaseSettings):
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
     timeout_s: float = Field(default=10.0, gt=0)
     connect_timeout_s: float = Field(default=2.0, gt=0)
     max_upload_bytes: int = Field(default=10 * MIB, ge=1024)
-    max_image_pixels: int = Field(default=40_000_000, ge=28 * 28)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=28 * 28)
     max_batch: int = Field(default=64, ge=1)
     max_in_flight: int = Field(default=256, ge=1)
     cors_allow_origins: Annotated[list[str], NoDecode] = []

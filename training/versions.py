@@ -4,7 +4,7 @@ so `--if-missing` answers in milliseconds)."""
 import json
 from pathlib import Path
 
-from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE, version_folders
+from contract import model_card_path, version_folders
 
 
 def existing_versions(base: Path) -> list[int]:
@@ -22,7 +22,7 @@ def published_recipes(base: Path) -> dict[int, str]:
     """Each version's recipe (the model card's "architecture"), "unknown" without a card."""
     recipes = {}
     for version in existing_versions(base):
-        card_path = base / str(version) / ASSETS_EXTRA_DIR / MODEL_CARD_FILE
+        card_path = model_card_path(base / str(version))
         try:
             card = json.loads(card_path.read_text())
             recipes[version] = str(card.get("architecture", "unknown"))

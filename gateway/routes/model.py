@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from contract import ASSETS_EXTRA_DIR, MODEL_CARD_FILE
+from contract import model_card_path
 from gateway.deps import CallDep
 from gateway.errors import UpstreamUnavailable
 from gateway.schemas import ModelInfo, VersionState
@@ -20,7 +20,7 @@ def read_model_card(base_path: str | None, version: int | None) -> dict[str, obj
     """The version's model card from the models volume, when the gateway mounts it."""
     if base_path is None or version is None:
         return None
-    path = Path(base_path) / str(version) / ASSETS_EXTRA_DIR / MODEL_CARD_FILE
+    path = model_card_path(Path(base_path) / str(version))
     try:
         card = json.loads(path.read_text())
     except (OSError, ValueError):
