@@ -62,6 +62,4 @@ async def feedback(request: Request) -> Response:
     )
     predicted = NOT_SENT if sent.predicted_digit is None else str(sent.predicted_digit)
     services.metrics.child(services.metrics.feedback, predicted, str(sent.label)).inc()
-    response = json_response(FeedbackResponse(id=item.id).model_dump())
-    response.status_code = 201
-    return response
+    return json_response(FeedbackResponse(id=item.id).model_dump(), status_code=201)

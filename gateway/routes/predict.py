@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.deps import Services, check_api_key
 from gateway.errors import BadRequestParameters, GatewayError
 from gateway.openapi import API_KEY, INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
-from gateway.pins import request_pin
+from gateway.pins import Pin, request_pin
 from gateway.preprocessing import encode_png, preprocess_upload
 from gateway.schemas import (
     BatchForm,
@@ -87,8 +87,17 @@ def png_data_url(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
-def json_response(body: dict[str, object]) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+def json_response(body: dict[str, object], status_code: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code, media_type="application/json")
+
+
+def accepted(request: Request) -> tuple[Services, Pin, bool]:
+    """What both predict routes check before reading the body: the API key, the pin and
+    include_image. Returns the services, the pin and whether to include the image."""
+    services: Services = request.app.state.services
+    check_api_key(services.settings, request.headers)
+    pin = request_pin(request.query_params, request.headers, services.configured_pin)
+    return services, pin, include_image(request)
 
 
 @router.post(
@@ -99,10 +108,7 @@ def json_response(body: dict[str, object]) -> Response:
 )
 async def predict(request: Request) -> Response:
     """Classify one handwritten digit."""
-    services: Services = request.app.state.services
-    check_api_key(services.settings, request.headers)
-    pin = request_pin(request.query_params, request.headers, services.configured_pin)
-    with_image = include_image(request)
+    services, pin, with_image = accepted(request)
     form = await read_form(request)
     image = await normalised_digit(form.file("file"), services)
     result = await services.classifier.classify(image[None], pin, request.state.request_id)
@@ -120,10 +126,7 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     """Classify several digits in one call to the model server."""
-    services: Services = request.app.state.services
-    check_api_key(services.settings, request.headers)
-    pin = request_pin(request.query_params, request.headers, services.configured_pin)
-    with_image = include_image(request)
+    services, pin, with_image = accepted(request)
     files = (await read_form(request)).files("files")
     if not files:
         raise BadRequestParameters(
