@@ -399,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # oneDNN's kernels make a training step about 1.6x faster than Eigen's on two AVX2 cores
+    # oneDNN's kernels make a training step 1.3-1.8x faster than Eigen's on two AVX2 cores
     # (docs/benchmarks.md); TensorFlow turns them on by default only on some Intel CPUs.
     # Set before TensorFlow is imported; TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps Eigen.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -39,7 +39,7 @@ RECIPES = {
     ),
     # Batch norm, dropout, light affine augmentation, one warm-up epoch then cosine decay, a
     # little label smoothing and an average of the weights, on MNIST and its upload-like
-    # copy. 99.66% on MNIST test in 8 epochs over both (docs/benchmarks.md).
+    # copy. 99.63% on MNIST test in 8 epochs over both (docs/benchmarks.md).
     "default": Recipe(
         network="default",
         epochs=8,
