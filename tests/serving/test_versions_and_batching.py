@@ -53,6 +53,20 @@ async def wait_for(condition: object, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+async def assert_version_2_refused_and_1_serves(client: httpx.AsyncClient, reason: str) -> None:
+    """Version 2 ends with `reason` in its status; version 1 keeps answering."""
+
+    async def ended() -> bool:
+        return (await status(client)).get("2", ("",))[0] == "END"
+
+    await wait_for(ended)
+    states = await status(client)
+    assert states["1"] == ("AVAILABLE", "")
+    assert states["2"][0] == "END" and reason in states["2"][1]
+    response = await client.post("/v1/models/mnist:predict", json=BODY)
+    assert response.status_code == 200
+
+
 def publish(source: Path, base: Path, version: int) -> None:
     """Copy beside the base path, then rename: how training publishes."""
     staging = base / f".staging-{version}"
@@ -94,17 +108,7 @@ async def test_broken_version_is_reported_and_previous_keeps_serving(model_base:
         broken = model_base / "2"
         broken.mkdir()
         (broken / "saved_model.pb").write_bytes(b"not a protobuf")
-
-        async def reported() -> bool:
-            return "2" in await status(client)
-
-        await wait_for(reported)
-
-        states = await status(client)
-        assert states["1"] == ("AVAILABLE", "")
-        assert states["2"][0] == "END" and "Failed to load" in states["2"][1]
-        response = await client.post("/v1/models/mnist:predict", json=BODY)
-        assert response.status_code == 200
+        await assert_version_2_refused_and_1_serves(client, "Failed to load")
 
 
 async def test_warmup_records_are_replayed_before_a_version_serves(
@@ -144,17 +148,7 @@ async def test_a_failing_warmup_record_fails_the_load(model_base: Path) -> None:
 
     async with running_server(model_base, poll_interval_s=0.2) as client:
         os.rename(staging, model_base / "2")
-
-        async def refused() -> bool:
-            return (await status(client)).get("2", ("",))[0] == "END"
-
-        await wait_for(refused)
-
-        states = await status(client)
-        assert states["1"] == ("AVAILABLE", "")
-        assert states["2"][0] == "END" and "784 bytes" in states["2"][1]
-        response = await client.post("/v1/models/mnist:predict", json=BODY)
-        assert response.status_code == 200
+        await assert_version_2_refused_and_1_serves(client, "784 bytes")
 
 
 async def test_concurrent_requests_share_model_calls(model_base: Path) -> None:
