@@ -10,6 +10,9 @@ MODEL_NAME = "mnist"
 # A version label ("stable", "canary") as a client may put it in a /labels/<label>/ path:
 # 1-64 letters, digits, '_' or '-'. TF Serving itself takes any string in models.config.
 VERSION_LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+# The label of the version users get: with it set, a version that loads beside it (a canary)
+# gets no traffic until a label names it. Without it, the newest AVAILABLE version serves.
+STABLE_LABEL = "stable"
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -66,6 +69,27 @@ BORDER_COVER = 0.3
 # small ink is not judged filled.
 MIN_CORE_TEST_PIXELS = 24
 
+# Why an image holds no digit to read: the gateway's 422 detail and, word for word, the
+# `refusal` output of the SavedModel's signatures.
+NO_DIGIT = "No digit found: "
+REFUSAL_BLANK = (
+    NO_DIGIT + "the image is blank or nearly uniform; draw a digit with a dark pen on a light "
+    "background (or light on dark)."
+)
+REFUSAL_NOISE = NO_DIGIT + "the image looks like noise; send a single digit on a plain background."
+REFUSAL_TOO_SMALL = NO_DIGIT + "the marks are too small to be a digit; draw the digit larger."
+REFUSAL_SEVERAL = (
+    NO_DIGIT + "the ink looks like several digits or a line of text; send one digit per image "
+    "(several images go to /predict/batch)."
+)
+REFUSAL_PATTERN = (
+    NO_DIGIT + "the image shows a pattern or texture; send one digit on a plain background."
+)
+REFUSAL_FILLED = (
+    NO_DIGIT + "the ink is a filled area or a shadow, not pen strokes; draw the digit with a "
+    "pen on a plain, evenly lit background."
+)
+
 SIGNATURE_IMAGE = "serving_default"
 SIGNATURE_IMAGE_BYTES = "predict_image_bytes"
 SIGNATURE_PIXELS = "predict_pixels"
@@ -75,6 +99,9 @@ INPUT_PIXELS = "pixels"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_DIGIT = "digit"
 OUTPUT_CONFIDENCE = "confidence"
+# Empty for a digit that was read; else why not (digit -1, confidence 0, probabilities 0).
+OUTPUT_REFUSAL = "refusal"
+REFUSED_DIGIT = -1
 
 MODEL_CARD_FILE = "model_card.json"
 ASSETS_EXTRA_DIR = "assets.extra"

@@ -35,6 +35,12 @@ from contract import (
     MIN_DIGIT_SPAN,
     MIN_PART_SHARE,
     MIN_SIGNAL_TO_NOISE,
+    REFUSAL_BLANK,
+    REFUSAL_FILLED,
+    REFUSAL_NOISE,
+    REFUSAL_PATTERN,
+    REFUSAL_SEVERAL,
+    REFUSAL_TOO_SMALL,
     WORK_SIZE,
 )
 from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
@@ -146,47 +152,43 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
         background = 255.0 - background
     contrast = float(pixels.max()) - background
     if contrast < MIN_CONTRAST:
-        raise NoDigitFound(
-            "No digit found: the image is blank or nearly uniform; draw a digit with a dark "
-            "pen on a light background (or light on dark)."
-        )
+        raise NoDigitFound(REFUSAL_BLANK)
     if contrast < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
-        raise NoDigitFound(
-            "No digit found: the image looks like noise; send a single digit on a plain background."
-        )
+        raise NoDigitFound(REFUSAL_NOISE)
     ink = np.clip((pixels - background) / contrast, 0.0, 1.0)
     mask = ink >= INK_THRESHOLD
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    reason = not_one_digit(mask, mask[top:bottom, left:right], scale)
-    if reason:
-        raise NoDigitFound(f"No digit found: {reason}")
+    refusal = not_one_digit(mask, mask[top:bottom, left:right], scale)
+    if refusal:
+        raise NoDigitFound(refusal)
     crop = ink[top:bottom, left:right]
     crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))
 
 
 def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | None:
-    """Why the ink is not one digit, or None when it may be. `mask` is the whole image's
-    ink at work size, `box` its bounding box, `scale` the upload's pixels per work pixel.
-    The SavedModel's graph decides the same way."""
+    """Why the ink is not one digit (a REFUSAL_ sentence), or None when it may be.
+
+    `mask` is the whole image's ink at work size, `box` its bounding box, `scale` the
+    upload's pixels per work pixel. The SavedModel's graph decides the same way."""
     height, width = box.shape
     longer = max(height, width)
     total = int(box.sum())
     if longer * scale < MIN_DIGIT_PIXELS or longer < MIN_DIGIT_SPAN * max(mask.shape):
-        return "the marks are too small to be a digit; draw the digit larger."
+        return REFUSAL_TOO_SMALL
     if width >= MAX_DIGIT_WIDTH_RATIO * height:
-        return _ONE_DIGIT_PER_IMAGE
+        return REFUSAL_SEVERAL
     parts = _band_ink(box.sum(axis=0))
     big_parts = int((parts >= MIN_PART_SHARE * total).sum())
     if big_parts >= 3 or (big_parts == 2 and width >= height):
-        return _ONE_DIGIT_PER_IMAGE
+        return REFUSAL_SEVERAL
     bands = int((_band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * total).sum())
     ring = np.concatenate([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]])
     runs_in = int((ring & ~np.concatenate((ring[-1:], ring[:-1]))).sum())
     if bands > MAX_BANDS or runs_in > MAX_BORDER_RUNS:
-        return "the image shows a pattern or texture; send one digit on a plain background."
+        return REFUSAL_PATTERN
     if longer < MIN_CORE_TEST_PIXELS:
         return None
     integral = np.zeros((height + 1, width + 1), np.int32)
@@ -200,17 +202,8 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
         or (dense and core_narrow >= MAX_CORE_NARROW_DENSE)
         or (ring.mean() >= BORDER_COVER and core_narrow >= MAX_CORE_NARROW_AT_BORDER)
     ):
-        return (
-            "the ink is a filled area or a shadow, not pen strokes; draw the digit with a pen "
-            "on a plain, evenly lit background."
-        )
+        return REFUSAL_FILLED
     return None
-
-
-_ONE_DIGIT_PER_IMAGE = (
-    "the ink looks like several digits or a line of text; send one digit per image "
-    "(several images go to /predict/batch)."
-)
 
 
 def _band_ink(profile: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from contract import (
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
     OUTPUT_PROBABILITIES,
+    OUTPUT_REFUSAL,
     SIGNATURE_PIXELS,
 )
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -53,6 +54,11 @@ class ModelOutput:
 
 class VersionNotFound(Exception):
     """TF Serving has no such version loaded (404): never loaded, or unloaded since."""
+
+
+class LabelNotSet(Exception):
+    """The model's config sets no such version label (TF Serving: 400, "Unrecognized
+    servable version label")."""
 
 
 def pixels_body(images: np.ndarray) -> bytes:
@@ -135,8 +141,10 @@ class TFServingClient:
     def _failed(self, status: int, body: object, what: str) -> Exception:
         """The gateway error for an answer that is neither a success nor "not there"."""
         error = body.get("error") if isinstance(body, dict) else None
-        if status == 503:
-            return UpstreamUnavailable(f"The model server is not ready: {error or 'unavailable'}.")
+        if status == 503:  # not ready, or its batch queue is full
+            return UpstreamUnavailable(
+                f"The model server is unavailable or at capacity: {error or 'no JSON body'}."
+            )
         logger.error("TF Serving answered %s to %s: %s", status, what, error)
         return UpstreamError(
             f"The model server answered with an error ({status}): {error or 'no JSON body'}."
@@ -167,14 +175,20 @@ class TFServingClient:
     async def version_info(
         self, version: int | None = None, label: str | None = None, request_id: str | None = None
     ) -> VersionInfo | None:
-        """The loaded version a number or label names, from its metadata; None when there
-        is none. TF Serving's status API ignores labels (it lists every version), and its
-        metadata API answers only for a loaded version: 404 when none is, 400 when the
-        label is not set."""
+        """The loaded version a number or label names, from its metadata; None when the
+        version (or the label's version) is not loaded. TF Serving's status API ignores
+        labels (it lists every version); its metadata API answers only for a loaded version:
+        404 when none is, 400 when the label is not set.
+
+        Raises:
+            LabelNotSet: the label is not set at all.
+        """
         path = f"/versions/{version}" if version is not None else f"/labels/{label}"
         status, body = await self._call("GET", f"{path}/metadata", request_id)
-        if status == 404 or (status == 400 and label is not None):
+        if status == 404:
             return None
+        if status == 400 and label is not None:
+            raise LabelNotSet(label)
         if status != 200 or not isinstance(body, dict):
             raise self._failed(status, body, "a metadata request")
         try:
@@ -216,6 +230,8 @@ def model_outputs(answer: dict[str, object], rows: int) -> list[ModelOutput]:
         raise ValueError(f"not a list of {rows} predictions")
     outputs = []
     for row in predictions:
+        if isinstance(row, dict) and row.get(OUTPUT_REFUSAL):  # older models have none
+            raise ValueError(f"the model refused a digit the gateway read: {row[OUTPUT_REFUSAL]}")
         digit = row[OUTPUT_DIGIT]
         confidence = row[OUTPUT_CONFIDENCE]
         probabilities = row[OUTPUT_PROBABILITIES]

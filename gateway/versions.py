@@ -1,7 +1,9 @@
 """Which loaded version a request goes to: the one resolver behind /predict, /model and
 /readyz.
 
-A pin names a version, a label or neither (then the newest AVAILABLE version). Answers are
+A pin names a version, a label or neither: then the version labelled `stable` when the model
+has that label, so a canary loaded beside it gets no unpinned traffic before a label names
+it, else the newest AVAILABLE version. Answers are
 kept for `cache_s`; after that the kept answer still serves while one background lookup
 renews it, so no request waits for a status call once the first has been made. A version
 unloaded in between answers :predict with 404, and the caller asks again with
@@ -13,11 +15,12 @@ import asyncio
 import logging
 import time
 
+from contract import STABLE_LABEL
 from gateway.errors import GatewayError, UpstreamUnavailable
-from gateway.serving_client import TFServingClient, VersionInfo
+from gateway.serving_client import LabelNotSet, TFServingClient, VersionInfo
 
 logger = logging.getLogger(__name__)
-PinKey = tuple[int | None, str | None]  # (version, label); (None, None) is "the newest"
+PinKey = tuple[int | None, str | None]  # (version, label); (None, None): stable, else newest
 # Callers may pin any number: only versions found loaded are kept, and only this many.
 MAX_KEPT_PINS = 64
 
@@ -61,15 +64,13 @@ class VersionResolver:
 
     async def _look_up(self, key: PinKey, request_id: str | None) -> VersionInfo | None:
         version, label = key
-        if version is None and label is None:
-            statuses = await self._client.model_status(request_id=request_id)
-            available = [s.version for s in statuses if s.state == "AVAILABLE"]
-            if not available:
-                info = None
+        try:
+            if version is None and label is None:
+                info = await self._stable_or_newest(request_id)
             else:
-                info = await self._client.version_info(max(available), request_id=request_id)
-        else:
-            info = await self._client.version_info(version, label, request_id)
+                info = await self._client.version_info(version, label, request_id)
+        except LabelNotSet:
+            info = None
         if info is not None or (label is not None and label == self._canary_label):
             # A canary label may be absent for days: that is kept as well, so the canary's
             # share of requests does not each ask TF Serving again. Other pins from
@@ -80,6 +81,19 @@ class VersionResolver:
         else:
             self._kept.pop(key, None)
         return info
+
+    async def _stable_or_newest(self, request_id: str | None) -> VersionInfo | None:
+        """The stable label's version (None while it is not loaded: never another one in
+        its place), or with no such label the newest AVAILABLE version."""
+        try:
+            return await self._client.version_info(None, STABLE_LABEL, request_id)
+        except LabelNotSet:
+            pass
+        statuses = await self._client.model_status(request_id=request_id)
+        available = [s.version for s in statuses if s.state == "AVAILABLE"]
+        if not available:
+            return None
+        return await self._client.version_info(max(available), request_id=request_id)
 
     async def _renew(self, key: PinKey) -> None:
         try:
@@ -101,7 +115,10 @@ class VersionResolver:
         elif label is not None:
             what = f"The label {label!r} of model {name!r} has no available version"
         else:
-            what = f"The model {name!r} has no available version"
+            what = (
+                f"The model {name!r} has no available version (or its {STABLE_LABEL!r} "
+                "label's version is not loaded)"
+            )
         raise UpstreamUnavailable(f"{what} yet; try again shortly.")
 
     async def close(self) -> None:

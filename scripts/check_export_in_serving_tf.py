@@ -13,12 +13,13 @@ know makes the load fail there. This script does the same steps with that Tensor
 2. checks the signatures `serving_default` (input `image`, float32 [-1, 28, 28, 1]),
    `predict_image_bytes` (input `image_bytes`, string [-1]) and `predict_pixels` (input
    `pixels`, string [-1] of 784 raw uint8 pixels), each answering `probabilities` float32
-   [-1, 10], `digit` int64 [-1] and `confidence` float32 [-1];
+   [-1, 10], `digit` int64 [-1], `confidence` float32 [-1] and `refusal` string [-1];
 3. runs them, by the tensor names in the MetaGraph's signature_def, on a digit drawn here
    (a 28x28 float image; PNG and JPEG bytes; the same image as 784 uint8 pixels), and checks
    shapes, dtypes, that the probabilities sum to one, that digit and confidence agree with
-   them, that `predict_pixels` answers as `serving_default` does on the same pixels and that
-   it refuses a string that is not 784 bytes with INVALID_ARGUMENT;
+   them, that `predict_pixels` answers as `serving_default` does on the same pixels, and that
+   a blank PNG and a string that is not 784 bytes are refused on their own rows (digit -1,
+   a refusal sentence) while the rows beside them are answered;
 4. replays every record of the warm-up file, whatever signature it names, with TF
    Serving's rules (PredictionLog records, predict_log only, at most 1000 records, the
    request's inputs exactly the signature's, dtypes equal, output_filter names known).
@@ -55,6 +56,9 @@ from contract import (
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
     OUTPUT_PROBABILITIES,
+    OUTPUT_REFUSAL,
+    REFUSAL_BLANK,
+    REFUSED_DIGIT,
     SIGNATURE_IMAGE,
     SIGNATURE_IMAGE_BYTES,
     SIGNATURE_PIXELS,
@@ -67,7 +71,7 @@ DEFAULT_VENV = ROOT / ".venv-serving-image"
 STAMP_NAME = ".installed"
 INSIDE_MARKER = "CHECK_EXPORT_IN_SERVING_TF_INSIDE"
 
-OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_DIGIT, OUTPUT_CONFIDENCE)
+OUTPUTS = (OUTPUT_PROBABILITIES, OUTPUT_DIGIT, OUTPUT_CONFIDENCE, OUTPUT_REFUSAL)
 PREDICT_METHOD = "tensorflow/serving/predict"
 WARMUP_FILE = f"{ASSETS_EXTRA_DIR}/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's WarmupConsts::kMaxNumRecords
@@ -207,6 +211,7 @@ def check_signature(
         OUTPUT_PROBABILITIES: (tf.float32, [-1, NUM_CLASSES]),
         OUTPUT_DIGIT: (tf.int64, [-1]),
         OUTPUT_CONFIDENCE: (tf.float32, [-1]),
+        OUTPUT_REFUSAL: (tf.string, [-1]),
     }
     if set(signature.outputs) != set(expected):
         raise CheckFailed(
@@ -233,21 +238,31 @@ def run_signature(
     return dict(zip(aliases, values, strict=True))
 
 
-def check_answer(name: str, answer: dict[str, Any], batch: int) -> None:
+def check_answer(name: str, answer: dict[str, Any], batch: int) -> Any:
+    """Check one call's outputs; returns which rows were read (the others were refused)."""
     import numpy as np
 
-    probabilities, digit, confidence = (answer[key] for key in OUTPUTS)
+    probabilities, digit, confidence, refusal = (answer[key] for key in OUTPUTS)
     for key, value, dtype, shape in (
         (OUTPUT_PROBABILITIES, probabilities, np.float32, (batch, NUM_CLASSES)),
         (OUTPUT_DIGIT, digit, np.int64, (batch,)),
         (OUTPUT_CONFIDENCE, confidence, np.float32, (batch,)),
+        (OUTPUT_REFUSAL, refusal, np.object_, (batch,)),
     ):
         if value.dtype != dtype or value.shape != shape:
             raise CheckFailed(
                 f"{name}: output {key!r} came back {value.dtype} {value.shape}, "
                 f"not {np.dtype(dtype)} {shape}"
             )
-    if not np.all(np.isfinite(probabilities)) or probabilities.min() < 0 or probabilities.max() > 1:
+    read = refusal == b""
+    if np.any(digit[~read] != REFUSED_DIGIT) or np.any(confidence[~read] != 0):
+        raise CheckFailed(f"{name}: refused rows answer digit {digit}, confidence {confidence}")
+    if np.any(probabilities[~read] != 0):
+        raise CheckFailed(f"{name}: refused rows have probabilities {probabilities[~read]}")
+    probabilities, digit, confidence = probabilities[read], digit[read], confidence[read]
+    if not np.all(np.isfinite(probabilities)) or probabilities.min(initial=0) < 0:
+        raise CheckFailed(f"{name}: probabilities outside [0, 1]: {probabilities}")
+    if probabilities.max(initial=0) > 1:
         raise CheckFailed(f"{name}: probabilities outside [0, 1]: {probabilities}")
     if not np.allclose(probabilities.sum(axis=-1), 1.0, atol=1e-3):
         raise CheckFailed(f"{name}: probabilities sum to {probabilities.sum(axis=-1)}, not 1")
@@ -255,18 +270,25 @@ def check_answer(name: str, answer: dict[str, Any], batch: int) -> None:
         raise CheckFailed(f"{name}: digit {digit} is not the argmax of the probabilities")
     if not np.allclose(confidence, probabilities.max(axis=-1), atol=1e-6):
         raise CheckFailed(f"{name}: confidence {confidence} is not the largest probability")
+    return read
 
 
-def encoded_paper_one() -> tuple[bytes, bytes]:
-    """The paper "1" as PNG and JPEG bytes (encoded eagerly, outside the model's graph)."""
+def encoded_paper_one() -> tuple[bytes, bytes, bytes]:
+    """The paper "1" as PNG and JPEG bytes, and a blank page as PNG (encoded eagerly,
+    outside the model's graph)."""
     import tensorflow as tf
 
     paper = paper_one()
-    return tf.io.encode_png(paper).numpy(), tf.io.encode_jpeg(paper, quality=90).numpy()
+    blank = tf.fill(paper.shape, tf.constant(235, tf.uint8))
+    return (
+        tf.io.encode_png(paper).numpy(),
+        tf.io.encode_jpeg(paper, quality=90).numpy(),
+        tf.io.encode_png(blank).numpy(),
+    )
 
 
 def check_drawn_digit(
-    session: Any, signature_defs: Any, encoded: tuple[bytes, bytes], expect_digit: int | None
+    session: Any, signature_defs: Any, encoded: tuple[bytes, bytes, bytes], expect_digit: int | None
 ) -> None:
     import numpy as np
     import tensorflow as tf
@@ -293,12 +315,18 @@ def check_drawn_digit(
     answer = run_signature(
         session, bytes_signature, {INPUT_IMAGE_BYTES: np.array(list(encoded), dtype=object)}
     )
-    check_answer(SIGNATURE_IMAGE_BYTES, answer, batch=2)
-    bytes_digits = [int(d) for d in answer["digit"]]
+    read = check_answer(SIGNATURE_IMAGE_BYTES, answer, batch=3)
+    if read.tolist() != [True, True, False] or answer[OUTPUT_REFUSAL][2] != REFUSAL_BLANK.encode():
+        raise CheckFailed(
+            f"{SIGNATURE_IMAGE_BYTES}: expected the drawn 1 read twice and the blank page "
+            f"refused on its own row, got refusals {answer[OUTPUT_REFUSAL].tolist()}"
+        )
+    bytes_digits = [int(d) for d in answer["digit"][:2]]
     print(
         f"    {SIGNATURE_IMAGE_BYTES}: drawn 1 as PNG -> {bytes_digits[0]}, "
         f"as JPEG -> {bytes_digits[1]} "
-        f"(confidence {answer['confidence'][0]:.3f}, {answer['confidence'][1]:.3f})"
+        f"(confidence {answer['confidence'][0]:.3f}, {answer['confidence'][1]:.3f}); "
+        "a blank page refused on its own row"
     )
     check_pixels(session, images, pixels_signature, batch)
     if expect_digit is not None and [float_digit, *bytes_digits] != [expect_digit] * 3:
@@ -312,7 +340,6 @@ def check_pixels(session: Any, images: Any, pixels_signature: Any, batch: Any) -
     """predict_pixels on `batch` as uint8 pixels answers as serving_default on the same
     (quantised) images, and refuses a string of the wrong length."""
     import numpy as np
-    import tensorflow as tf
 
     quantised = np.round(batch * 255).astype(np.uint8)
     pixels = np.array([image.tobytes() for image in quantised], dtype=object)
@@ -328,125 +355,41 @@ def check_pixels(session: Any, images: Any, pixels_signature: Any, batch: Any) -
             f"(probabilities differ by up to {difference:.2g})"
         )
     print(f"    {SIGNATURE_PIXELS}: drawn 1 as uint8 pixels -> {int(answer['digit'][0])}")
-    short = np.array([bytes(IMAGE_SIZE * IMAGE_SIZE - 1)], dtype=object)
-    try:
-        run_signature(session, pixels_signature, {INPUT_PIXELS: short})
-    except tf.errors.InvalidArgumentError as exc:
-        if "784 bytes" not in exc.message:
-            raise CheckFailed(
-                f"{SIGNATURE_PIXELS} refuses 783 bytes without naming the expected 784 bytes: "
-                f"{exc.message}"
-            ) from exc
-    else:
-        raise CheckFailed(f"{SIGNATURE_PIXELS} accepted a string of 783 bytes")
-    print(f"    {SIGNATURE_PIXELS}: 783 bytes refused with INVALID_ARGUMENT")
+    mixed = np.array([pixels[0], bytes(IMAGE_SIZE * IMAGE_SIZE - 1)], dtype=object)
+    answer = run_signature(session, pixels_signature, {INPUT_PIXELS: mixed})
+    read = check_answer(SIGNATURE_PIXELS, answer, batch=2)
+    refusal = answer[OUTPUT_REFUSAL][1].decode()
+    if read.tolist() != [True, False] or "784 bytes" not in refusal:
+        raise CheckFailed(
+            f"{SIGNATURE_PIXELS}: 783 bytes beside a digit gave refusals "
+            f"{answer[OUTPUT_REFUSAL].tolist()}, not a refusal naming 784 bytes on its own row"
+        )
+    print(f"    {SIGNATURE_PIXELS}: 783 bytes refused on its own row: {refusal}")
 
 
 # --------------------------------------------------------------------------------------
 # Warm-up records: TFRecord of tensorflow.serving.PredictionLog.
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise CheckFailed("truncated protobuf varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-
-
-def _fields(data: bytes) -> list[tuple[int, int, Any]]:
-    """(field number, wire type, value) of one protobuf message, values undecoded."""
-    out = []
-    pos = 0
-    while pos < len(data):
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        value: int | bytes
-        if wire == 0:
-            value, pos = _varint(data, pos)
-        elif wire == 1:
-            value, pos = data[pos : pos + 8], pos + 8
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            value, pos = data[pos : pos + length], pos + length
-        elif wire == 5:
-            value, pos = data[pos : pos + 4], pos + 4
-        else:
-            raise CheckFailed(f"unsupported protobuf wire type {wire}")
-        if pos > len(data):
-            raise CheckFailed("truncated protobuf message")
-        out.append((number, wire, value))
-    return out
-
-
-# PredictionLog's oneof log_type (tensorflow_serving/apis/prediction_log.proto).
-LOG_TYPES = {
-    2: "classify_log",
-    3: "regress_log",
-    4: "multi_inference_log",
-    5: "session_run_log",
-    6: "predict_log",
-    7: "predict_streamed_log",
-}
-
-
 def parse_warmup_record(record: bytes) -> tuple[str, str, dict[str, Any], list[str]]:
-    """(log type, signature name, inputs as TensorProto, output_filter) of one record.
+    """(log type, signature name, inputs as TensorProto, output_filter) of one record."""
+    from tensorflow_serving.apis import prediction_log_pb2
 
-    With tensorflow-serving-api importable it parses with prediction_log_pb2; otherwise it
-    reads the few fields it needs from the wire format (PredictionLog.predict_log = 6,
-    PredictLog.request = 1, PredictRequest.model_spec = 1 / inputs = 2 / output_filter = 3,
-    ModelSpec.signature_name = 3).
-    """
-    from tensorflow.core.framework import tensor_pb2
-
+    log = prediction_log_pb2.PredictionLog()
     try:
-        from tensorflow_serving.apis import prediction_log_pb2
-    except ImportError:
-        prediction_log_pb2 = None
-    if prediction_log_pb2 is not None:
-        log = prediction_log_pb2.PredictionLog()
-        try:
-            log.ParseFromString(record)
-        except Exception as exc:
-            raise CheckFailed(f"not a PredictionLog: {exc}") from exc
-        kind = log.WhichOneof("log_type") or "none"
-        if kind != "predict_log":
-            return kind, "", {}, []
-        request = log.predict_log.request
-        return (
-            kind,
-            request.model_spec.signature_name,
-            dict(request.inputs),
-            list(request.output_filter),
-        )
-
-    kinds = [
-        LOG_TYPES.get(number, f"field {number}") for number, _, _ in _fields(record) if number != 1
-    ]
-    if kinds != ["predict_log"]:
-        return (kinds[-1] if kinds else "none"), "", {}, []
-    (predict_log,) = [value for number, _, value in _fields(record) if number == 6]
-    requests = [value for number, _, value in _fields(predict_log) if number == 1]
-    signature, inputs, output_filter = "", {}, []
-    for number, _, value in _fields(requests[-1] if requests else b""):
-        if number == 1:
-            for spec_number, _, spec_value in _fields(value):
-                if spec_number == 3:
-                    signature = spec_value.decode()
-        elif number == 2:
-            entry = dict((n, v) for n, _, v in _fields(value))
-            tensor = tensor_pb2.TensorProto()
-            tensor.ParseFromString(entry.get(2, b""))
-            inputs[entry.get(1, b"").decode()] = tensor
-        elif number == 3:
-            output_filter.append(value.decode())
-    return "predict_log", signature, inputs, output_filter
+        log.ParseFromString(record)
+    except Exception as exc:
+        raise CheckFailed(f"not a PredictionLog: {exc}") from exc
+    kind = log.WhichOneof("log_type") or "none"
+    if kind != "predict_log":
+        return kind, "", {}, []
+    request = log.predict_log.request
+    return (
+        kind,
+        request.model_spec.signature_name,
+        dict(request.inputs),
+        list(request.output_filter),
+    )
 
 
 def read_warmup_records(version_dir: Path) -> list[bytes] | None:

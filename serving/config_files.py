@@ -6,6 +6,7 @@ monitoring_config.proto; text_format then parses exactly what TF Serving parses.
 """
 
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import (
     descriptor_pb2,
@@ -81,18 +82,35 @@ def _parse(path: Path, message_name: str) -> object:
 
 
 def read_batching_parameters(path: Path) -> BatchingParameters:
-    """The batching file's max_batch_size, batch_timeout_micros and num_batch_threads."""
-    proto = _parse(path, "BatchingParameters")
+    """The batching file as TF Serving reads it: its defaults for absent fields, its
+    refusal of values it cannot run with (BatchingParameters.checked).
+
+    Raises:
+        ValueError: the file does not parse, or TF Serving would refuse it.
+    """
+    proto: Any = _parse(path, "BatchingParameters")
     defaults = BatchingParameters()
 
     def value(name: str, default: float) -> float:
-        return proto.__getattribute__(name).value if proto.HasField(name) else default  # type: ignore[attr-defined]
+        return float(getattr(proto, name).value) if proto.HasField(name) else default
 
-    return BatchingParameters(
-        max_batch_size=int(value("max_batch_size", defaults.max_batch_size)),
-        batch_timeout_s=value("batch_timeout_micros", defaults.batch_timeout_s * 1e6) / 1e6,
-        num_batch_threads=int(value("num_batch_threads", defaults.num_batch_threads)),
-    )
+    splitting = bool(proto.enable_large_batch_splitting.value)
+    execution = None
+    if splitting:
+        # GetQueueOptions: absent, it is max_batch_size as written (0 when that is absent too).
+        execution = int(value("max_execution_batch_size", proto.max_batch_size.value))
+    try:
+        return BatchingParameters(
+            max_batch_size=int(value("max_batch_size", defaults.max_batch_size)),
+            batch_timeout_s=value("batch_timeout_micros", defaults.batch_timeout_s * 1e6) / 1e6,
+            max_enqueued_batches=int(value("max_enqueued_batches", defaults.max_enqueued_batches)),
+            num_batch_threads=int(value("num_batch_threads", defaults.num_batch_threads)),
+            allowed_batch_sizes=tuple(int(size) for size in proto.allowed_batch_sizes),
+            enable_large_batch_splitting=splitting,
+            max_execution_batch_size=execution,
+        ).checked()
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def read_monitoring_path(path: Path) -> str | None:

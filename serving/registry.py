@@ -224,6 +224,7 @@ class Servable:
                 self._batching,
                 self._executor,
                 self._on_batch,
+                {key: tensor.name for key, tensor in self.signature_defs[signature].inputs.items()},
             )
             self._batchers[signature] = batcher
         return await batcher.submit(inputs)

@@ -24,9 +24,9 @@ import httpx
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from contract import MODEL_NAME
+from contract import MODEL_NAME, STABLE_LABEL
 
-STABLE = "stable"
+STABLE = STABLE_LABEL
 CANARY = "canary"
 DEFAULT_CONFIG = Path("serving/models.config")
 DEFAULT_URL = "http://localhost:8501"

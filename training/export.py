@@ -30,6 +30,8 @@ from contract import (
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
     OUTPUT_PROBABILITIES,
+    OUTPUT_REFUSAL,
+    REFUSED_DIGIT,
     SIGNATURE_IMAGE,
     SIGNATURE_IMAGE_BYTES,
     SIGNATURE_PIXELS,
@@ -42,40 +44,51 @@ WARMUP_FILE = "tf_serving_warmup_requests"
 PIXEL_BYTES = IMAGE_SIZE * IMAGE_SIZE  # one digit as predict_pixels takes it: uint8, row-major
 
 
-def _outputs(probabilities: tf.Tensor, temperature: float) -> dict[str, tf.Tensor]:
+def _outputs(
+    probabilities: tf.Tensor, temperature: float, refusal: tf.Tensor | None = None
+) -> dict[str, tf.Tensor]:
+    """Contract 1's outputs. A row with a refusal answers digit -1 and zero confidence and
+    probabilities, next to the rows that were read: one refused image never fails a batch
+    (TF Serving fails every request of a batch whose run fails)."""
     # softmax(log p / T) is softmax(logits / T): the temperature fitted on held-out digits,
     # folded in so every caller (TF Serving's REST and gRPC APIs alike) gets calibrated
     # probabilities.
     if temperature != 1.0:
         probabilities = tf.nn.softmax(tf.math.log(tf.maximum(probabilities, 1e-30)) / temperature)
+    if refusal is None:
+        refusal = tf.fill(tf.shape(probabilities)[:1], "")
+    refused = tf.not_equal(refusal, "")
+    probabilities = tf.where(refused[:, None], 0.0, probabilities)
+    digit = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
     return {
         OUTPUT_PROBABILITIES: probabilities,
-        OUTPUT_DIGIT: tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        OUTPUT_DIGIT: tf.where(refused, tf.constant(REFUSED_DIGIT, tf.int64), digit),
         OUTPUT_CONFIDENCE: tf.reduce_max(probabilities, axis=-1),
+        OUTPUT_REFUSAL: refusal,
     }
 
 
-def decode_pixels(pixels: tf.Tensor) -> tf.Tensor:
+def decode_pixels(pixels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Strings of 784 raw uint8 pixels (an MNIST-normalised digit, row-major, white on
-    black) as float32 [-1, 28, 28, 1] images in [0, 1], the input of serving_default.
-
-    A string of any other length is refused with INVALID_ARGUMENT before it is decoded.
-    """
+    black) as float32 [-1, 28, 28, 1] images in [0, 1], the input of serving_default, and
+    their refusals: a string of any other length is refused on its own row."""
     lengths = tf.strings.length(pixels)
-    check = tf.debugging.Assert(
-        tf.reduce_all(tf.equal(lengths, PIXEL_BYTES)),
-        [
-            f"{SIGNATURE_PIXELS}: each string of input {INPUT_PIXELS} must be exactly "
-            f"{PIXEL_BYTES} bytes ({IMAGE_SIZE}x{IMAGE_SIZE} uint8 pixels, row-major); "
-            "got lengths:",
-            lengths,
-        ],
-        summarize=16,
+    refusal = tf.where(
+        tf.equal(lengths, PIXEL_BYTES),
+        "",
+        tf.strings.join(
+            [
+                f"{SIGNATURE_PIXELS}: each string of input {INPUT_PIXELS} must be exactly "
+                f"{PIXEL_BYTES} bytes ({IMAGE_SIZE}x{IMAGE_SIZE} uint8 pixels, row-major); got ",
+                tf.strings.as_string(lengths),
+                ".",
+            ]
+        ),
     )
-    with tf.control_dependencies([check]):
-        raw = tf.io.decode_raw(pixels, tf.uint8, fixed_length=PIXEL_BYTES)
+    # fixed_length pads short strings with zeros and cuts long ones: every row decodes.
+    raw = tf.io.decode_raw(pixels, tf.uint8, fixed_length=PIXEL_BYTES)
     images = tf.reshape(raw, [-1, IMAGE_SIZE, IMAGE_SIZE, 1])
-    return tf.cast(images, tf.float32) / 255.0
+    return tf.cast(images, tf.float32) / 255.0, refusal
 
 
 def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.ExportArchive:
@@ -87,11 +100,12 @@ def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.
         return _outputs(model(image, training=False), temperature)
 
     def classify_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images = normalise_encoded_images(image_bytes)
-        return _outputs(model(images, training=False), temperature)
+        images, refusal = normalise_encoded_images(image_bytes)
+        return _outputs(model(images, training=False), temperature, refusal)
 
     def classify_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _outputs(model(decode_pixels(pixels), training=False), temperature)
+        images, refusal = decode_pixels(pixels)
+        return _outputs(model(images, training=False), temperature, refusal)
 
     archive.add_endpoint(
         SIGNATURE_IMAGE,
@@ -130,6 +144,7 @@ def verify_export(path: Path) -> None:
         OUTPUT_PROBABILITIES: (tf.float32, (2, NUM_CLASSES)),
         OUTPUT_DIGIT: (tf.int64, (2,)),
         OUTPUT_CONFIDENCE: (tf.float32, (2,)),
+        OUTPUT_REFUSAL: (tf.string, (2,)),
     }
     for key, (dtype, shape) in expected.items():
         tensor = answer.get(key)
@@ -141,7 +156,7 @@ def verify_export(path: Path) -> None:
     drawn = loaded.signatures[SIGNATURE_IMAGE_BYTES](
         **{INPUT_IMAGE_BYTES: tf.constant([warmup_drawing()])}
     )
-    if tuple(drawn[OUTPUT_PROBABILITIES].shape) != (1, NUM_CLASSES):
+    if tuple(drawn[OUTPUT_PROBABILITIES].shape) != (1, NUM_CLASSES) or drawn[OUTPUT_REFUSAL][0]:
         raise ValueError(f"export at {path}: {SIGNATURE_IMAGE_BYTES} fails on a drawn digit")
     # The same images as uint8 pixels must get serving_default's answer.
     pixels = loaded.signatures[SIGNATURE_PIXELS](

@@ -1,8 +1,10 @@
 """MNIST normalisation as TensorFlow ops, for the `predict_image_bytes` signature.
 
-The in-graph twin of gateway/preprocessing.py: same steps, same constants (from
-`contract`), so internal callers sending encoded images get the gateway's answers.
-EXIF orientation is not applied here (TensorFlow's decoders ignore it).
+The in-graph twin of gateway/preprocessing.py: same steps, same constants and the same
+refusal sentences (from `contract`), so internal callers sending encoded images get the
+gateway's answers. Each image is judged on its own: an image with no digit gets its refusal,
+never an error that would fail the rest of its batch. EXIF orientation is not applied here
+(TensorFlow's decoders ignore it).
 """
 
 import tensorflow as tf
@@ -18,6 +20,7 @@ from contract import (
     IMAGE_SIZE,
     INK_FLOOR,
     INK_THRESHOLD,
+    INPUT_SHAPE,
     MAX_BANDS,
     MAX_BORDER_RUNS,
     MAX_CORE_NARROW_AT_BORDER,
@@ -31,6 +34,12 @@ from contract import (
     MIN_DIGIT_SPAN,
     MIN_PART_SHARE,
     MIN_SIGNAL_TO_NOISE,
+    REFUSAL_BLANK,
+    REFUSAL_FILLED,
+    REFUSAL_NOISE,
+    REFUSAL_PATTERN,
+    REFUSAL_SEVERAL,
+    REFUSAL_TOO_SMALL,
     WORK_SIZE,
 )
 
@@ -99,8 +108,10 @@ def _reduce_to_work_size(gray: tf.Tensor) -> tf.Tensor:
     return tf.cond(factor > 1, reduce, lambda: gray)
 
 
-def normalise_digit(gray: tf.Tensor) -> tf.Tensor:
-    """A float32 [h, w] grayscale image (0-255) to a [28, 28, 1] MNIST digit in [0, 1]."""
+def normalise_digit(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A float32 [h, w] grayscale image (0-255) to a [28, 28, 1] MNIST digit in [0, 1] and
+    the refusal: "" when the image holds one digit, else the gateway's sentence saying why
+    not (the digit is then zeros)."""
     scale = tf.cast(_work_factor(gray), tf.float32)
     pixels = _reduce_to_work_size(gray)
     border = tf.concat([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]], axis=0)
@@ -111,32 +122,40 @@ def normalise_digit(gray: tf.Tensor) -> tf.Tensor:
     contrast = tf.reduce_max(pixels) - background
     ink = tf.clip_by_value((pixels - background) / tf.maximum(contrast, 1.0), 0.0, 1.0)
     mask = ink >= INK_THRESHOLD
-    checks = [
-        tf.debugging.assert_greater_equal(
-            contrast,
-            MIN_CONTRAST,
-            message="No digit found: the image is blank or nearly uniform.",
-        ),
-        tf.debugging.assert_greater_equal(
-            contrast,
-            MIN_SIGNAL_TO_NOISE * _noise_level(pixels),
-            message="No digit found: the image looks like noise.",
-        ),
-    ]
-    # Refuse before cropping: an empty mask has no bounding box to slice.
-    with tf.control_dependencies(checks):
-        mask = tf.identity(mask)
-    rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
-    cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
-    box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    with tf.control_dependencies(_one_digit_checks(mask, box, scale)):
-        crop = tf.identity(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
-    crop = tf.clip_by_value((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
-    return _centre_in_frame(_fit_in_box(crop))[..., None]
+    refusal = first_refusal(
+        [
+            (contrast < MIN_CONTRAST, REFUSAL_BLANK),
+            (contrast < MIN_SIGNAL_TO_NOISE * _noise_level(pixels), REFUSAL_NOISE),
+        ]
+    )
+
+    def read() -> tuple[tf.Tensor, tf.Tensor]:
+        rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
+        cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
+        box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        crop = tf.clip_by_value((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
+        digit = _centre_in_frame(_fit_in_box(crop))[..., None]
+        return digit, _one_digit_refusal(mask, box, scale)
+
+    # Blank or noise: there may be no ink to crop at all.
+    digit, refusal = tf.cond(
+        tf.equal(refusal, ""), read, lambda: (tf.zeros(INPUT_SHAPE), refusal)
+    )
+    return digit, refusal
 
 
-def _one_digit_checks(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> list[tf.Operation]:
-    """gateway.preprocessing.not_one_digit as assertions: the same evidence, the same limits."""
+def first_refusal(refusals: list[tuple[tf.Tensor, str]]) -> tf.Tensor:
+    """The sentence of the first condition that holds, or "" when none does."""
+    chosen = tf.constant("")
+    for refused, sentence in reversed(refusals):
+        chosen = tf.where(refused, sentence, chosen)
+    return chosen
+
+
+def _one_digit_refusal(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """gateway.preprocessing.not_one_digit in TensorFlow: the same evidence, the same limits,
+    the same sentence (or "")."""
     size = tf.cast(tf.shape(box), tf.float32)
     height, width = size[0], size[1]
     longer = tf.maximum(height, width)
@@ -170,29 +189,21 @@ def _one_digit_checks(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> list
             ]
         )
     )
-    several = "No digit found: the ink looks like several digits or a line of text."
-    refusals = [
-        (
-            tf.logical_or(longer * scale < MIN_DIGIT_PIXELS, longer < MIN_DIGIT_SPAN * frame),
-            "No digit found: the marks are too small to be a digit.",
-        ),
-        (width >= MAX_DIGIT_WIDTH_RATIO * height, several),
-        (
-            tf.logical_or(big_parts >= 3, tf.logical_and(big_parts == 2, width >= height)),
-            several,
-        ),
-        (
-            tf.logical_or(bands > MAX_BANDS, runs_in > MAX_BORDER_RUNS),
-            "No digit found: the image shows a pattern or texture.",
-        ),
-        (
-            tf.logical_and(longer >= MIN_CORE_TEST_PIXELS, filled),
-            "No digit found: the ink is a filled area or a shadow, not pen strokes.",
-        ),
-    ]
-    return [
-        tf.debugging.assert_equal(refused, False, message=message) for refused, message in refusals
-    ]
+    return first_refusal(
+        [
+            (
+                tf.logical_or(longer * scale < MIN_DIGIT_PIXELS, longer < MIN_DIGIT_SPAN * frame),
+                REFUSAL_TOO_SMALL,
+            ),
+            (width >= MAX_DIGIT_WIDTH_RATIO * height, REFUSAL_SEVERAL),
+            (
+                tf.logical_or(big_parts >= 3, tf.logical_and(big_parts == 2, width >= height)),
+                REFUSAL_SEVERAL,
+            ),
+            (tf.logical_or(bands > MAX_BANDS, runs_in > MAX_BORDER_RUNS), REFUSAL_PATTERN),
+            (tf.logical_and(longer >= MIN_CORE_TEST_PIXELS, filled), REFUSAL_FILLED),
+        ]
+    )
 
 
 def _band_ink(profile: tf.Tensor) -> tf.Tensor:
@@ -255,10 +266,12 @@ def _centre_in_frame(digit: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tf.pad(digit, padding), (IMAGE_SIZE, IMAGE_SIZE))
 
 
-def normalise_encoded_images(image_bytes: tf.Tensor) -> tf.Tensor:
-    """A [n] string tensor of encoded images to [n, 28, 28, 1] float32 MNIST digits."""
-    return tf.map_fn(
+def normalise_encoded_images(image_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A [n] string tensor of encoded images to [n, 28, 28, 1] float32 MNIST digits and [n]
+    refusals ("" for each image that holds a digit): each image is judged on its own."""
+    digits, refusals = tf.map_fn(
         lambda data: normalise_digit(decode_grayscale_on_white(data)),
         image_bytes,
-        fn_output_signature=tf.TensorSpec((IMAGE_SIZE, IMAGE_SIZE, 1), tf.float32),
+        fn_output_signature=(tf.TensorSpec(INPUT_SHAPE, tf.float32), tf.TensorSpec([], tf.string)),
     )
+    return digits, refusals

@@ -10,6 +10,7 @@ import yaml
 
 from contract import MODEL_NAME
 from gateway.config import Settings
+from serving.config_files import read_batching_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_SERVING_IMAGE = re.compile(r"tensorflow/serving:\d+\.\d+\.\d+$")
@@ -200,6 +201,19 @@ def test_tf_serving_config_files_are_the_same_everywhere() -> None:
             path = flag.split("=", 1)[1]
             assert path.startswith("/etc/tf-serving/"), flag
             assert (ROOT / "serving" / path.removeprefix("/etc/tf-serving/")).is_file(), flag
+
+
+def test_gateway_batch_limit_is_what_tf_serving_accepts_in_one_request() -> None:
+    """batching.config decides: TF Serving refuses a request of more rows than its
+    max_batch_size, split or not (shared_batch_scheduler.h, ValidateBatchTaskQueueCapacity),
+    and the gateway sends a whole /predict/batch in one request."""
+    accepted = read_batching_parameters(ROOT / "serving/batching.config").max_batch_size
+    limits = {
+        "gateway default": Settings.model_fields["max_batch"].default,
+        "compose": int(compose()["services"]["gateway"]["environment"]["GATEWAY_MAX_BATCH"]),
+        "k8s": int(named("ConfigMap", "gateway-settings")["data"]["GATEWAY_MAX_BATCH"]),
+    }
+    assert limits == dict.fromkeys(limits, accepted)
 
 
 def test_model_name_paths_ports_and_tags_agree() -> None:

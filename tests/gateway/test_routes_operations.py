@@ -94,13 +94,16 @@ def test_readyz_names_the_version_predict_would_use(
     make_client: Callable[..., TestClient], fake_tf_serving: FakeTFServing
 ) -> None:
     fake_tf_serving.versions = {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE"}
-    fake_tf_serving.labels = {"stable": 2}
+    fake_tf_serving.labels = {"canary": 1}
 
     newest = make_client().get("/readyz")
-    labelled = make_client(model_label="stable").get("/readyz")
+    labelled = make_client(model_label="canary").get("/readyz")
+    fake_tf_serving.labels["stable"] = 2
+    stable = make_client().get("/readyz")
 
     assert newest.json() == {"status": "ready", "model_version": "3"}
-    assert labelled.json() == {"status": "ready", "model_version": "2"}
+    assert labelled.json() == {"status": "ready", "model_version": "1"}
+    assert stable.json() == {"status": "ready", "model_version": "2"}
 
 
 def test_readyz_looks_afresh_despite_the_version_cache(

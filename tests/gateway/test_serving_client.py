@@ -12,6 +12,7 @@ import pytest
 from contract import SIGNATURE_PIXELS
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.serving_client import (
+    LabelNotSet,
     ModelOutput,
     TFServingClient,
     VersionInfo,
@@ -192,7 +193,6 @@ async def test_version_info_without_the_pixel_signature_takes_floats() -> None:
     [
         pytest.param(404, 9, None, id="version-not-loaded"),
         pytest.param(404, None, "stable", id="label-version-not-loaded"),
-        pytest.param(400, None, "nightly", id="label-not-set"),
     ],
 )
 async def test_version_info_of_nothing_loaded_is_none(
@@ -201,6 +201,13 @@ async def test_version_info_of_nothing_loaded_is_none(
     upstream = answering(status, {"error": "Servable not found"})
 
     assert await upstream.client().version_info(version, label) is None
+
+
+async def test_version_info_of_a_label_not_set_says_so() -> None:
+    upstream = answering(400, {"error": "Unrecognized servable version label: nightly"})
+
+    with pytest.raises(LabelNotSet):
+        await upstream.client().version_info(None, "nightly")
 
 
 async def test_version_info_400_for_a_version_is_upstream_error() -> None:
@@ -292,7 +299,7 @@ async def test_predict_404_is_version_not_found() -> None:
 
 
 async def test_predict_503_is_upstream_unavailable_with_the_upstream_error() -> None:
-    with pytest.raises(UpstreamUnavailable, match="not ready: overloaded"):
+    with pytest.raises(UpstreamUnavailable, match="unavailable or at capacity: overloaded"):
         await answering(503, {"error": "overloaded"}).client().predict(IMAGES, PIXELS)
 
 

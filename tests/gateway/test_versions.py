@@ -11,7 +11,7 @@ import pytest
 
 import gateway.versions
 from gateway.errors import UpstreamUnavailable
-from gateway.serving_client import VersionInfo, VersionStatus
+from gateway.serving_client import LabelNotSet, VersionInfo, VersionStatus
 from gateway.versions import VersionResolver
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +59,9 @@ class FakeClient:
         self.info_calls.append((version, label))
         await self._lookup(f"label:{label}" if label is not None else f"version:{version}")
         if label is not None:
-            version = self.labels.get(label)
+            if label not in self.labels:
+                raise LabelNotSet(label)
+            version = self.labels[label]
         if version is None or self.states.get(version) != "AVAILABLE":
             return None
         return VersionInfo(version, takes_pixels=True)
@@ -105,7 +107,30 @@ async def test_newest_available_version_is_chosen(
     fake.states = {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE", 4: "LOADING", 5: "END"}
 
     assert await resolver.resolve() == VersionInfo(3, takes_pixels=True)
-    assert fake.info_calls == [(3, None)]
+    # No stable label: the newest AVAILABLE version.
+    assert fake.info_calls == [(None, "stable"), (3, None)]
+
+
+async def test_stable_label_wins_over_newer_versions(
+    fake: FakeClient, resolver: VersionResolver
+) -> None:
+    fake.states = {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE"}
+    fake.labels = {"stable": 1, "canary": 2}
+
+    assert await resolver.resolve() == VersionInfo(1, takes_pixels=True)
+    assert fake.status_calls == 0
+
+
+async def test_stable_label_not_loaded_is_unavailable_never_another_version(
+    fake: FakeClient, resolver: VersionResolver
+) -> None:
+    """A restarting TF Serving may load the canary before the stable version: until stable
+    loads, unpinned requests wait for it rather than go to the canary."""
+    fake.states = {1: "LOADING", 2: "AVAILABLE"}
+    fake.labels = {"stable": 1, "canary": 2}
+
+    with pytest.raises(UpstreamUnavailable, match="'stable' label's version is not loaded"):
+        await resolver.resolve()
 
 
 async def test_nothing_available_is_upstream_unavailable(
@@ -116,7 +141,7 @@ async def test_nothing_available_is_upstream_unavailable(
     with pytest.raises(UpstreamUnavailable, match="'mnist' has no available version"):
         await resolver.resolve()
 
-    assert fake.info_calls == []
+    assert fake.info_calls == [(None, "stable")]
 
 
 async def test_pinned_version_and_label_resolve_through_metadata(
@@ -142,7 +167,7 @@ async def test_answer_is_kept_for_cache_s(
     await asyncio.sleep(0.02)  # a renewal, were one started, would run here
 
     assert first == second == VersionInfo(1, takes_pixels=True)
-    assert (fake.status_calls, len(fake.info_calls)) == (1, 1)
+    assert (fake.status_calls, len(fake.info_calls)) == (1, 2)
 
 
 async def test_after_cache_s_kept_answer_is_served_at_once_and_renewed_once_in_background(
@@ -191,7 +216,7 @@ async def test_concurrent_resolves_share_one_lookup(
     answers = await asyncio.gather(*waiting)
 
     assert answers == [VersionInfo(1, takes_pixels=True)] * 5
-    assert (fake.status_calls, len(fake.info_calls)) == (1, 1)
+    assert (fake.status_calls, len(fake.info_calls)) == (1, 2)
 
 
 async def test_unknown_label_is_unavailable_and_not_kept(
@@ -230,13 +255,16 @@ async def test_failed_renewal_keeps_serving_the_kept_answer_and_is_tried_again(
     clock.now += CACHE_S
     fake.failure = UpstreamUnavailable("The model server is unreachable")
 
+    def lookups() -> int:
+        return fake.info_calls.count((None, "stable"))
+
     assert (await resolver.resolve()).version == 1
-    await until(lambda: fake.status_calls == 2)
+    await until(lambda: lookups() == 2)
     fake.failure = None
     fake.states = {1: "AVAILABLE", 2: "AVAILABLE"}
 
     assert (await resolver.resolve()).version == 1  # still the kept answer: renewal failed
-    await until(lambda: fake.status_calls == 3)
+    await until(lambda: fake.status_calls == 2)
     assert (await resolver.resolve()).version == 2
 
 

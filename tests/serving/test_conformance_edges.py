@@ -579,7 +579,7 @@ def test_predict_response_floats_are_written_decimals(edges: TestClient) -> None
             "classify",
             b'{"examples": [{"x": 1.0}]}',
             400,
-            "Expected one or two output Tensors, found 3",
+            "Expected one or two output Tensors, found 4",
         ),
         ("regress", b'{"examples": [{"x": 1.0}]}', 400, "Expected one output Tensor."),
         (

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
+from contract import REFUSAL_BLANK
 from tests.digit_images import draw_digit, encode, synthetic_mnist
 
 ZEROS = np.zeros((28, 28, 1)).tolist()
@@ -96,12 +97,13 @@ def test_metadata_has_signature_defs_in_tf_serving_shape(server: TestClient) -> 
         "probabilities": "DT_FLOAT",
         "digit": "DT_INT64",
         "confidence": "DT_FLOAT",
+        "refusal": "DT_STRING",
     }
     assert signatures["predict_image_bytes"]["inputs"]["image_bytes"]["dtype"] == "DT_STRING"
     pixels = signatures["predict_pixels"]["inputs"]["pixels"]
     assert pixels["dtype"] == "DT_STRING"
     assert [d["size"] for d in pixels["tensor_shape"]["dim"]] == ["-1"]
-    assert set(signatures["predict_pixels"]["outputs"]) == {"probabilities", "digit", "confidence"}
+    assert set(signatures["predict_pixels"]["outputs"]) == set(default["outputs"])
 
 
 def test_predict_row_format(server: TestClient) -> None:
@@ -110,7 +112,7 @@ def test_predict_row_format(server: TestClient) -> None:
     assert response.status_code == 200
     predictions = response.json()["predictions"]
     assert len(predictions) == 2
-    assert set(predictions[0]) == {"probabilities", "digit", "confidence"}
+    assert set(predictions[0]) == {"probabilities", "digit", "confidence", "refusal"}
     assert len(predictions[0]["probabilities"]) == 10
     assert predictions[0]["digit"] == int(np.argmax(predictions[0]["probabilities"]))
     assert predictions[0]["confidence"] == pytest.approx(max(predictions[0]["probabilities"]))
@@ -121,7 +123,7 @@ def test_predict_columnar_format(server: TestClient) -> None:
 
     assert response.status_code == 200
     outputs = response.json()["outputs"]
-    assert set(outputs) == {"probabilities", "digit", "confidence"}
+    assert set(outputs) == {"probabilities", "digit", "confidence", "refusal"}
     assert np.asarray(outputs["probabilities"]).shape == (1, 10)
     assert np.asarray(outputs["digit"]).shape == (1,)
 
@@ -154,17 +156,25 @@ def test_predict_image_bytes_with_b64(server: TestClient) -> None:
     assert 0 <= prediction["digit"] <= 9
 
 
-def test_predict_image_bytes_blank_image_is_400(server: TestClient) -> None:
+def test_predict_image_bytes_refuses_a_blank_image_on_its_own_row(server: TestClient) -> None:
     blank = encode(draw_digit(0, size=40).point(lambda _: 255))
+    digit = encode(draw_digit(3, size=90, stroke=2, dark_on_light=True))
     body = {
         "signature_name": "predict_image_bytes",
-        "instances": [{"b64": base64.b64encode(blank).decode()}],
+        "instances": [{"b64": base64.b64encode(image).decode()} for image in (digit, blank)],
     }
 
     response = server.post(PREDICT, json=body)
 
-    assert response.status_code == 400
-    assert "No digit found" in response.json()["error"]
+    assert response.status_code == 200
+    read, refused = response.json()["predictions"]
+    assert read["refusal"] == "" and 0 <= read["digit"] <= 9
+    assert refused == {
+        "refusal": REFUSAL_BLANK,
+        "digit": -1,
+        "confidence": 0.0,
+        "probabilities": [0.0] * 10,
+    }
 
 
 def pixels_b64(images: np.ndarray) -> list[dict[str, str]]:
@@ -209,13 +219,17 @@ def test_predict_pixels_refuses_strings_not_784_bytes(server: TestClient, length
 
     response = server.post(PREDICT, json=body)
 
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert "must be exactly 784 bytes" in error
-    assert f"got lengths:] [{length}]" in error
+    assert response.status_code == 200
+    (refused,) = response.json()["predictions"]
+    assert refused["digit"] == -1
+    assert refused["refusal"].endswith(
+        f"must be exactly 784 bytes (28x28 uint8 pixels, row-major); got {length}."
+    )
 
 
-def test_predict_pixels_refusal_fails_only_its_own_request(server: TestClient) -> None:
+def test_predict_pixels_refusal_spares_the_requests_batched_with_it(server: TestClient) -> None:
+    """TF Serving fails every request of a batch whose model run fails: a bad row must be
+    answered with its refusal, not an error, or it would fail the requests beside it."""
     good = {
         "signature_name": "predict_pixels",
         "instances": pixels_b64(np.zeros((1, 28, 28), np.uint8)),
@@ -228,7 +242,9 @@ def test_predict_pixels_refusal_fails_only_its_own_request(server: TestClient) -
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda body: server.post(PREDICT, json=body), [good, bad] * 8))
 
-    assert [answer.status_code for answer in answers] == [200, 400] * 8
+    assert [answer.status_code for answer in answers] == [200] * 16
+    digits = [answer.json()["predictions"][0]["digit"] for answer in answers]
+    assert [digit >= 0 for digit in digits] == [True, False] * 8
 
 
 @pytest.mark.parametrize(

@@ -137,9 +137,10 @@ async def test_a_failing_warmup_record_fails_the_load(model_base: Path) -> None:
     staging = model_base / ".staging-2"
     shutil.copytree(model_base / "1", staging)
     request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name="mnist", signature_name="predict_pixels")
+        model_spec=model_pb2.ModelSpec(name="mnist", signature_name="serving_default")
     )
-    request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(np.array([bytes(783)], object)))
+    # float64 where the signature takes float32: the model cannot run it.
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 28, 28, 1))))
     log = prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)
     )
@@ -148,7 +149,7 @@ async def test_a_failing_warmup_record_fails_the_load(model_base: Path) -> None:
 
     async with running_server(model_base, poll_interval_s=0.2) as client:
         os.rename(staging, model_base / "2")
-        await assert_version_2_refused_and_1_serves(client, "784 bytes")
+        await assert_version_2_refused_and_1_serves(client, "expected to be a float tensor")
 
 
 async def test_concurrent_requests_share_model_calls(model_base: Path) -> None:
@@ -195,3 +196,34 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in metrics")
+
+
+async def test_a_request_over_max_batch_size_is_refused_as_tf_serving_refuses_it(
+    model_base: Path,
+) -> None:
+    batching = BatchingParameters(max_batch_size=4)
+    async with running_server(model_base, batching=batching) as client:
+        response = await client.post(
+            "/v1/models/mnist:predict", json={"instances": BODY["instances"] * 5}
+        )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "Task size 5 is larger than maximum input batch size 4"}
+
+
+async def test_large_batch_splitting_runs_a_request_in_execution_sized_batches(
+    model_base: Path,
+) -> None:
+    batching = BatchingParameters(
+        max_batch_size=16, enable_large_batch_splitting=True, max_execution_batch_size=4
+    )
+    async with running_server(model_base, batching=batching) as client:
+        response = await client.post(
+            "/v1/models/mnist:predict", json={"instances": BODY["instances"] * 10}
+        )
+        metrics = (await client.get("/monitoring/prometheus/metrics")).text
+
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 10
+    name = ":tensorflow:serving:batching_session:processed_batch_size"
+    assert (_metric(metrics, name + "_count"), _metric(metrics, name + "_sum")) == (3, 10)

@@ -7,13 +7,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from contract import NUM_CLASSES
+from contract import NUM_CLASSES, REFUSAL_BLANK
 from tests.conftest import train_tiny
 from tests.digit_images import draw_digit, encode, synthetic_mnist
 from training import export
 from training.versions import existing_versions, next_version
 
 Specs = dict[str, tf.TensorSpec]
+OUTPUTS = {
+    "probabilities": (tf.float32, [None, NUM_CLASSES]),
+    "digit": (tf.int64, [None]),
+    "confidence": (tf.float32, [None]),
+    "refusal": (tf.string, [None]),
+}
 
 
 def _signature_specs(signature: object) -> tuple[Specs, Specs]:
@@ -28,11 +34,7 @@ def test_export_serving_default_matches_contract(exported_model: Path) -> None:
     assert set(inputs) == {"image"}
     assert inputs["image"].dtype == tf.float32
     assert inputs["image"].shape.as_list() == [None, 28, 28, 1]
-    assert {key: (spec.dtype, spec.shape.as_list()) for key, spec in outputs.items()} == {
-        "probabilities": (tf.float32, [None, NUM_CLASSES]),
-        "digit": (tf.int64, [None]),
-        "confidence": (tf.float32, [None]),
-    }
+    assert {key: (spec.dtype, spec.shape.as_list()) for key, spec in outputs.items()} == OUTPUTS
 
 
 def test_export_serving_default_classifies_digits(exported_model: Path) -> None:
@@ -57,7 +59,7 @@ def test_export_image_bytes_signature_matches_contract(exported_model: Path) -> 
     assert set(inputs) == {"image_bytes"}
     assert inputs["image_bytes"].dtype == tf.string
     assert inputs["image_bytes"].shape.as_list() == [None]
-    assert set(outputs) == {"probabilities", "digit", "confidence"}
+    assert {key: (spec.dtype, spec.shape.as_list()) for key, spec in outputs.items()} == OUTPUTS
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
@@ -84,14 +86,22 @@ def test_export_image_bytes_reads_png_and_jpeg_drawings(exported_model: Path, fm
     assert answer["digit"].dtype == tf.int64 and answer["digit"].shape == (3,)
     assert answer["confidence"].dtype == tf.float32
     np.testing.assert_allclose(answer["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-4)
+    assert answer["refusal"].numpy().tolist() == [b"", b"", b""]
 
 
-def test_export_image_bytes_refuses_blank_image(exported_model: Path) -> None:
+def test_export_image_bytes_refuses_each_image_on_its_own(exported_model: Path) -> None:
     loaded = tf.saved_model.load(str(exported_model))
     blank = encode(draw_digit(0, size=64).point(lambda _: 255))
+    digit = encode(draw_digit(7, size=64))
 
-    with pytest.raises(tf.errors.InvalidArgumentError, match="No digit found"):
-        loaded.signatures["predict_image_bytes"](image_bytes=tf.constant([blank]))
+    answer = loaded.signatures["predict_image_bytes"](image_bytes=tf.constant([digit, blank]))
+    alone = loaded.signatures["predict_image_bytes"](image_bytes=tf.constant([digit]))
+
+    assert answer["refusal"].numpy().tolist() == [b"", REFUSAL_BLANK.encode()]
+    assert answer["digit"].numpy()[1] == -1 and answer["confidence"].numpy()[1] == 0.0
+    assert not answer["probabilities"].numpy()[1].any()
+    # The digit beside it is answered as if it were alone.
+    np.testing.assert_allclose(answer["probabilities"][:1], alone["probabilities"], atol=1e-6)
 
 
 def test_export_pixels_signature_matches_contract(exported_model: Path) -> None:
@@ -101,11 +111,7 @@ def test_export_pixels_signature_matches_contract(exported_model: Path) -> None:
     assert set(inputs) == {"pixels"}
     assert inputs["pixels"].dtype == tf.string
     assert inputs["pixels"].shape.as_list() == [None]
-    assert {key: (spec.dtype, spec.shape.as_list()) for key, spec in outputs.items()} == {
-        "probabilities": (tf.float32, [None, NUM_CLASSES]),
-        "digit": (tf.int64, [None]),
-        "confidence": (tf.float32, [None]),
-    }
+    assert {key: (spec.dtype, spec.shape.as_list()) for key, spec in outputs.items()} == OUTPUTS
 
 
 def test_export_pixels_answer_as_serving_default(exported_model: Path) -> None:
@@ -134,14 +140,21 @@ def test_export_pixels_answer_as_serving_default(exported_model: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("lengths", [[783], [785], [0], [784, 783], [28 * 28 * 4]])
-def test_export_pixels_refuses_strings_not_784_bytes(
-    exported_model: Path, lengths: list[int]
+@pytest.mark.parametrize("length", [783, 785, 0, 28 * 28 * 4])
+def test_export_pixels_refuses_strings_not_784_bytes_on_their_own_row(
+    exported_model: Path, length: int
 ) -> None:
     loaded = tf.saved_model.load(str(exported_model))
 
-    with pytest.raises(tf.errors.InvalidArgumentError, match="must be exactly 784 bytes"):
-        loaded.signatures["predict_pixels"](pixels=tf.constant([bytes(n) for n in lengths]))
+    answer = loaded.signatures["predict_pixels"](pixels=tf.constant([bytes(784), bytes(length)]))
+
+    refusals = answer["refusal"].numpy().tolist()
+    assert refusals[0] == b""
+    assert refusals[1].decode() == (
+        "predict_pixels: each string of input pixels must be exactly 784 bytes (28x28 uint8 "
+        f"pixels, row-major); got {length}."
+    )
+    assert answer["digit"].numpy().tolist()[1] == -1
 
 
 def test_export_writes_model_card_and_plots(exported_model: Path, synthetic_npz: Path) -> None:
