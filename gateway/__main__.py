@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
         if settings.feedback_dir is not None:
-            FeedbackStore(settings.feedback_dir).prepare()
+            FeedbackStore(settings.feedback_dir, settings.feedback_max_items).prepare()
     except ValidationError as exc:
         print(f"error: invalid gateway settings: {exc}", file=sys.stderr)
         return 2

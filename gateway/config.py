@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     canary_label: str = "canary"
     # Where POST /feedback stores corrected digits; unset turns the endpoint off.
     feedback_dir: Path | None = None
+    # How many corrections the folder may hold (a few kB of disk each): past it, 507 until
+    # an operator collects them. Anyone who can reach the gateway can send feedback.
+    feedback_max_items: int = Field(default=10_000, ge=1)
 
     @field_validator("cors_allow_origins", "api_keys", mode="before")
     @classmethod

@@ -96,3 +96,10 @@ class StorageUnavailable(GatewayError):
 
     status_code = 503
     kind = "storage_unavailable"
+
+
+class FeedbackStoreFull(GatewayError):
+    """507: the feedback folder holds its configured number of corrections."""
+
+    status_code = 507
+    kind = "feedback_full"

@@ -2,9 +2,12 @@
 
 Both files are written under a hidden temporary name in the same folder and renamed into
 place, the PNG first: a reader never sees half a file, and every `<id>.json` has its PNG.
-The layout is read by training (`--feedback-dir`); docs/canary-and-feedback.md describes it.
+The folder holds at most GATEWAY_FEEDBACK_MAX_ITEMS items: gateway processes sharing it
+count and write under one lock on the folder. The layout is read by training
+(`--feedback-dir`); docs/canary-and-feedback.md describes it.
 """
 
+import fcntl
 import logging
 import os
 import uuid
@@ -15,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from gateway.errors import StorageUnavailable
+from gateway.errors import FeedbackStoreFull, StorageUnavailable
 from gateway.preprocessing import encode_png
 
 logger = logging.getLogger(__name__)
@@ -36,8 +39,12 @@ class FeedbackItem:
 
 
 class FeedbackStore:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_items: int) -> None:
         self.folder = folder
+        self.max_items = max_items
+        # (the folder's mtime, its items) when last counted: the count stands until the
+        # folder changes, so a full store refuses without listing it each time.
+        self._counted: tuple[int, int] | None = None
 
     def prepare(self) -> None:
         """Create the folder if needed; fail at startup, not at the first feedback.
@@ -70,8 +77,51 @@ class FeedbackStore:
         """Store a normalised [28, 28] digit and its metadata; blocking (run it in a thread).
 
         Raises:
+            FeedbackStoreFull: the folder holds `max_items` items; nothing is written.
             StorageUnavailable: the files could not be written; nothing is left behind.
         """
+        try:
+            folder = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise self._unavailable() from exc
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)  # released when the descriptor closes
+            items = self._items(folder)
+            if items >= self.max_items:
+                raise FeedbackStoreFull(
+                    f"The feedback store is full: it holds its limit of {self.max_items} "
+                    "corrections and stores no more until they are collected for training. "
+                    "Predictions are not affected."
+                )
+            item = self._write(
+                digit,
+                label=label,
+                predicted_digit=predicted_digit,
+                model_version=model_version,
+                request_id=request_id,
+            )
+            self._counted = (os.fstat(folder).st_mtime_ns, items + 1)
+            return item
+        finally:
+            os.close(folder)
+
+    def _items(self, folder: int) -> int:
+        changed = os.fstat(folder).st_mtime_ns
+        if self._counted is None or self._counted[0] != changed:
+            with os.scandir(self.folder) as entries:
+                count = sum(e.name.endswith(".json") and e.name[0] != "." for e in entries)
+            self._counted = (changed, count)
+        return self._counted[1]
+
+    def _write(
+        self,
+        digit: np.ndarray,
+        *,
+        label: int,
+        predicted_digit: int | None,
+        model_version: str | None,
+        request_id: str,
+    ) -> FeedbackItem:
         item_id = uuid.uuid4().hex
         item = FeedbackItem(
             id=item_id,
@@ -94,11 +144,12 @@ class FeedbackStore:
                 image_path.unlink(missing_ok=True)
                 raise
         except OSError as exc:
-            logger.error("Could not store feedback in %s", self.folder, exc_info=True)
-            raise StorageUnavailable(
-                "The feedback could not be stored right now; try again later."
-            ) from exc
+            raise self._unavailable() from exc
         return item
+
+    def _unavailable(self) -> StorageUnavailable:
+        logger.error("Could not store feedback in %s", self.folder, exc_info=True)
+        return StorageUnavailable("The feedback could not be stored right now; try again later.")
 
     @staticmethod
     def _write_atomically(path: Path, data: bytes) -> None:

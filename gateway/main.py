@@ -39,7 +39,16 @@ def _lifespan(
 ) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = FeedbackStore(settings.feedback_dir) if settings.feedback_dir else None
+        if not settings.api_keys:
+            logger.warning(
+                "GATEWAY_API_KEYS is empty: the prediction and feedback endpoints answer "
+                "anyone who can reach this gateway, without an API key."
+            )
+        store = (
+            FeedbackStore(settings.feedback_dir, settings.feedback_max_items)
+            if settings.feedback_dir
+            else None
+        )
         if store is not None:
             store.prepare()
         # Idle connections are dropped well before servers drop them (uvicorn: 5 s).

@@ -8,12 +8,9 @@ and `python -m serving`, which both poll it, never read half a file nor refuse o
 """
 
 import argparse
-import contextlib
 import os
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,10 +18,19 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 from contract import MODEL_NAME, STABLE_LABEL
+from serving.models_config_file import (
+    Proto,
+    describe_labels,
+    describe_policy,
+    labels_of,
+    model_entry,
+    read_config,
+    rewritten,
+    specific_versions,
+    write_atomically,
+)
 
 STABLE = STABLE_LABEL
 CANARY = "canary"
@@ -36,14 +42,6 @@ DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_INTERVAL_S = 1.0
 REQUEST_TIMEOUT_S = 5.0
 PROGRESS_EVERY_S = 15.0
-HEADER = """\
-# TF Serving model config (text protobuf ModelServerConfig), written by
-# `python -m serving.rollout`, which keeps no comments. Change versions and labels with that
-# command: it edits them in the order TF Serving accepts (docs/rollout-and-monitoring.md).
-"""
-
-# Protobuf messages are untyped here (no stubs for tensorflow_serving).
-Proto = Any
 
 
 class RolloutError(Exception):
@@ -63,102 +61,6 @@ class VersionState:
 
 
 NOT_LOADED = VersionState("")
-
-
-# --- models.config -------------------------------------------------------------------------
-
-
-def read_config(path: Path) -> Proto:
-    """Parse a models.config.
-
-    Raises:
-        ValueError: the file does not parse, or has no model_config_list.
-    """
-    try:
-        config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
-    except text_format.ParseError as exc:
-        raise ValueError(f"{path} does not parse as a ModelServerConfig: {exc}") from exc
-    if not config.HasField("model_config_list"):
-        raise ValueError(f"{path} has no model_config_list")
-    return config
-
-
-def model_entry(config: Proto, name: str) -> Proto:
-    for entry in config.model_config_list.config:
-        if entry.name == name:
-            return entry
-    raise ValueError(f"models.config has no model named {name!r}")
-
-
-def render(config: Proto) -> str:
-    return HEADER + str(text_format.MessageToString(config))
-
-
-def specific_versions(entry: Proto) -> set[int] | None:
-    """The versions of a `specific` policy, None for `latest` or `all`."""
-    policy = entry.model_version_policy
-    if policy.WhichOneof("policy_choice") != "specific":
-        return None
-    return {int(version) for version in policy.specific.versions}
-
-
-def labels_of(entry: Proto) -> dict[str, int]:
-    return {str(label): int(version) for label, version in entry.version_labels.items()}
-
-
-def describe_policy(entry: Proto) -> str:
-    policy = entry.model_version_policy
-    which = policy.WhichOneof("policy_choice")
-    if which == "specific":
-        return "specific " + " ".join(str(v) for v in sorted(specific_versions(entry) or ()))
-    if which == "all":
-        return "all"
-    # TF Serving's default policy is latest 1.
-    return f"latest {max(1, policy.latest.num_versions) if which else 1}"
-
-
-def describe_labels(labels: dict[str, int]) -> str:
-    if not labels:
-        return "none"
-    return ", ".join(f"{label} -> {version}" for label, version in sorted(labels.items()))
-
-
-def with_changes(
-    config: Proto, name: str, versions: set[int], labels: dict[str, int]
-) -> tuple[Proto, Proto]:
-    """A copy of `config` whose model `name` has a `specific` policy and these labels."""
-    changed = model_server_config_pb2.ModelServerConfig()
-    changed.CopyFrom(config)
-    entry = model_entry(changed, name)
-    entry.model_version_policy.Clear()
-    entry.model_version_policy.specific.versions.extend(sorted(versions))
-    entry.ClearField("version_labels")
-    for label, version in labels.items():
-        entry.version_labels[label] = version
-    return changed, entry
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` in one rename, keeping its permission bits.
-
-    The temporary file sits in the same folder so the rename is atomic: a server polling
-    the file reads the old text or the new, never a mix.
-    """
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp makes the file 0600: a server running as another user (the TF Serving
-        # container) must still be able to read it.
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _versions(versions: Iterable[int]) -> str:
@@ -393,7 +295,7 @@ class Rollout:
         A label that is new or moves must point at a version loaded in every server
         (`check`), and every label at a version the policy keeps.
         """
-        config, entry = self._load()
+        _, entry = self._load()
         current = labels_of(entry)
         if not versions:
             raise RolloutError("Refusing to write a policy with no version: keep at least one.")
@@ -405,8 +307,7 @@ class Rollout:
                 )
             if check and current.get(label) != version:
                 self._require_available(version, f"point label {label} at version {version}")
-        changed, _ = with_changes(config, self.name, versions, labels)
-        text = render(changed)
+        text = rewritten(self.config_path.read_text(), self.name, versions, labels)
         listed = " ".join(str(v) for v in sorted(versions))
         summary = f"versions {listed}; labels {describe_labels(labels)}"
         if self.dry_run:

@@ -139,9 +139,7 @@ def normalise_digit(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return digit, _one_digit_refusal(mask, box, scale)
 
     # Blank or noise: there may be no ink to crop at all.
-    digit, refusal = tf.cond(
-        tf.equal(refusal, ""), read, lambda: (tf.zeros(INPUT_SHAPE), refusal)
-    )
+    digit, refusal = tf.cond(tf.equal(refusal, ""), read, lambda: (tf.zeros(INPUT_SHAPE), refusal))
     return digit, refusal
 
 

@@ -23,6 +23,7 @@ FEEDBACK_RESPONSES = error_responses(
         415: "The file is not in a supported image format.",
         422: "No digit found, or a label or other field out of range.",
         503: "The feedback could not be stored.",
+        507: "The feedback store is full (GATEWAY_FEEDBACK_MAX_ITEMS).",
     }
 )
 

@@ -3,50 +3,25 @@ and with the code (labels, ports, probes, settings, image tags, TF Serving flags
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from contract import MODEL_NAME
 from gateway.config import Settings
 from serving.config_files import read_batching_parameters
+from serving.models_config_file import parse_config
+from tests.deploy.files import (
+    ROOT,
+    compose,
+    deployment_config,
+    k8s_objects,
+    named,
+    of_kind,
+    pod_specs,
+    tf_serving_flags,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 TF_SERVING_IMAGE = re.compile(r"tensorflow/serving:\d+\.\d+\.\d+$")
-
-
-def k8s_objects() -> list[dict[str, Any]]:
-    objects = []
-    for path in sorted((ROOT / "k8s").glob("*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return objects
-
-
-def of_kind(kind: str) -> list[dict[str, Any]]:
-    return [obj for obj in k8s_objects() if obj["kind"] == kind]
-
-
-def named(kind: str, name: str) -> dict[str, Any]:
-    (found,) = [obj for obj in of_kind(kind) if obj["metadata"]["name"] == name]
-    return found
-
-
-def pod_specs() -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (obj["metadata"]["name"], obj["spec"]["template"]["spec"])
-        for obj in k8s_objects()
-        if obj["kind"] in ("Deployment", "Job")
-    ]
-
-
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    return loaded
-
-
-def tf_serving_flags() -> list[str]:
-    return (ROOT / "serving/tf_serving_flags.txt").read_text().split()
 
 
 def test_k8s_has_no_non_kubernetes_yaml() -> None:
@@ -174,7 +149,6 @@ def test_k8s_cors_lists_origins_never_wildcard() -> None:
 
 def _gateway_env_names() -> set[str]:
     names = set(named("ConfigMap", "gateway-settings")["data"])
-    names |= set(named("Secret", "gateway-api-keys")["stringData"])
     names |= set(compose()["services"]["gateway"]["environment"])
     return names
 
@@ -191,11 +165,19 @@ def test_tf_serving_flags_agree_across_compose_k8s_and_serving() -> None:
 
 
 def test_tf_serving_config_files_are_the_same_everywhere() -> None:
+    """The same files, but for the version policy and labels of serving/models.config, which
+    a compose rollout changes (serving.rollout keeps everything else, comments included);
+    the ConfigMap's is a fresh deployment's: the newest version, no labels."""
     data = named("ConfigMap", "tf-serving-config")["data"]
-    for name in ("models.config", "batching.config", "monitoring.config"):
+    for name in ("batching.config", "monitoring.config"):
         assert data[name] == (ROOT / "serving" / name).read_text(), name
+    compose_config = (ROOT / "serving/models.config").read_text()
+    assert deployment_config(data["models.config"]) == deployment_config(compose_config)
+    (entry,) = parse_config(data["models.config"]).model_config_list.config
+    assert entry.model_version_policy.WhichOneof("policy_choice") == "latest"
+    assert not entry.version_labels
     # Compose mounts the folder holding them at the path the flags name.
-    assert "./serving:/etc/tf-serving:ro" in compose()["services"]["tf-serving"]["volumes"]
+    assert "./serving:/etc/tf-serving:ro,z" in compose()["services"]["tf-serving"]["volumes"]
     for flag in tf_serving_flags():
         if flag.endswith(".config"):
             path = flag.split("=", 1)[1]

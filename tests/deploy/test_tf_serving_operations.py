@@ -9,25 +9,10 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.deploy.files import ROOT, k8s_objects, named
+
 LABELS_FLAG = "--allow_version_labels_for_unavailable_models=true"
 TAG = re.compile(r"tensorflow/serving:([0-9][\w.-]*)")
-
-
-def k8s_objects() -> list[dict[str, Any]]:
-    return [
-        doc
-        for path in sorted((ROOT / "k8s").glob("*.yaml"))
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc
-    ]
-
-
-def named(kind: str, name: str) -> dict[str, Any]:
-    (found,) = [
-        obj for obj in k8s_objects() if obj["kind"] == kind and obj["metadata"]["name"] == name
-    ]
-    return found
 
 
 def tf_serving_service() -> dict[str, Any]:
@@ -119,9 +104,10 @@ def test_compose_publishes_tf_serving_on_loopback_only() -> None:
 
 
 def test_compose_mounts_the_config_folder_read_only() -> None:
-    """A single-file bind mount keeps the old inode when an editor replaces the file."""
+    """A single-file bind mount keeps the old inode when an editor replaces the file; `z`
+    relabels the folder on SELinux hosts, where the container could not read it otherwise."""
     volumes = tf_serving_service()["volumes"]
-    assert "./serving:/etc/tf-serving:ro" in volumes
+    assert "./serving:/etc/tf-serving:ro,z" in volumes
     for volume in volumes:
         source = str(volume).split(":")[0]
         if source.startswith("."):

@@ -97,3 +97,16 @@ def test_check_api_key_refuses_anything_but_an_exact_key(headers: dict[str, str]
         check_api_key(keys("one", "two"), Headers(headers))
 
     assert refused.value.status_code == 401
+
+
+@pytest.mark.parametrize(("api_keys", "warned"), [([], True), (["s3cret"], False)])
+def test_gateway_without_api_keys_says_so_at_startup(
+    make_client: Callable[..., TestClient],
+    caplog: pytest.LogCaptureFixture,
+    api_keys: list[str],
+    warned: bool,
+) -> None:
+    with caplog.at_level("WARNING", logger="gateway.main"):
+        make_client(api_keys=api_keys)
+
+    assert any("GATEWAY_API_KEYS is empty" in r.getMessage() for r in caplog.records) is warned

@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from gateway.errors import FeedbackStoreFull
+from gateway.feedback import FeedbackStore
 from tests.digit_images import draw_digit, encode
 from tests.gateway.conftest import FakeTFServing
 
@@ -265,7 +267,9 @@ def test_feedback_page_has_the_control(client: TestClient) -> None:
 def test_openapi_documents_feedback(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/feedback"]["post"]
 
-    assert {"201", "400", "401", "404", "413", "415", "422", "503"} == set(operation["responses"])
+    assert {"201", "400", "401", "404", "413", "415", "422", "503", "507"} == set(
+        operation["responses"]
+    )
     assert "200" not in operation["responses"]
 
 
@@ -279,3 +283,39 @@ def test_feedback_folder_problem_stops_the_command_before_workers(
 
     assert main(["--port", "0"]) == 2
     assert "GATEWAY_FEEDBACK_DIR=" in capsys.readouterr().err
+
+
+def test_feedback_past_the_cap_is_507_and_loses_nothing(
+    make_client: Callable[..., TestClient], folder: Path
+) -> None:
+    client = make_client(feedback_dir=folder, feedback_max_items=2)
+    kept = [send(client, label="7").json()["id"] for _ in range(2)]
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+
+    refused = send(client, label="7")
+
+    assert refused.status_code == 507
+    assert refused.json()["detail"].startswith(
+        "The feedback store is full: it holds its limit of 2 corrections"
+    )
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    # Once an operator collects some, corrections are stored again.
+    for suffix in (".json", ".png"):
+        (folder / f"{kept[0]}{suffix}").unlink()
+    assert send(client, label="7").status_code == 201
+
+
+def test_feedback_cap_holds_across_processes_sharing_the_folder(folder: Path) -> None:
+    folder.mkdir()
+    stores = [FeedbackStore(folder, max_items=3) for _ in range(2)]  # as two workers
+    digit = np.zeros((28, 28), np.float32)
+    outcomes = []
+    for store in stores * 3:
+        try:
+            store.save(digit, label=1, predicted_digit=None, model_version=None, request_id="r")
+            outcomes.append("stored")
+        except FeedbackStoreFull:
+            outcomes.append("full")
+
+    assert outcomes == ["stored"] * 3 + ["full"] * 3
+    assert len(list(folder.glob("*.json"))) == 3

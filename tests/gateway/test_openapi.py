@@ -104,7 +104,7 @@ def test_openapi_feedback_documents_only_the_api_key(schema: dict[str, Any]) -> 
     [
         ("/predict", "200", {"400", "401", "413", "415", "422", "502", "503", "504"}),
         ("/predict/batch", "200", {"400", "401", "413", "415", "422", "502", "503", "504"}),
-        ("/feedback", "201", {"400", "401", "404", "413", "415", "422", "503"}),
+        ("/feedback", "201", {"400", "401", "404", "413", "415", "422", "503", "507"}),
     ],
 )
 def test_openapi_upload_routes_document_success_and_each_error_body(

@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from serving.model_config import LabelError, check_version_labels, parse_model_config
-from serving.rollout import HEADER, ModelServers, Rollout, RolloutError, main, read_config
+from serving.models_config_file import read_config
+from serving.rollout import ModelServers, Rollout, RolloutError, main
+from tests.deploy.files import ROOT, deployment_config
 
 URL = "http://tf-serving:8501"
 
@@ -198,7 +200,29 @@ def test_rollout_carries_a_version_from_published_to_stable(config: Path) -> Non
     assert policy_and_labels(config) == ([2], {"stable": 2, "canary": 2})
     assert server.states == {1: "END", 2: "AVAILABLE"}
     assert server.refused == [] and server.mislabelled == []
-    assert config.read_text().startswith(HEADER)
+
+
+def test_rollout_of_the_readme_leaves_the_shipped_config_a_deployment_config(
+    tmp_path: Path,
+) -> None:
+    """The README's compose walkthrough on serving/models.config itself. Only the policy
+    and the labels change; every comment and every other field stays, so the checks of
+    tests/deploy (the same config as the ConfigMap's, but for those) hold afterwards."""
+    shipped = (ROOT / "serving/models.config").read_text()
+    config = tmp_path / "models.config"
+    config.write_text(shipped)
+    server = FakeTFServing(config, published={1})
+    steps = rollout(config, server)
+
+    steps.pin()
+    server.published.add(2)
+    steps.canary(2)
+    steps.promote()
+    steps.retire()
+
+    assert policy_and_labels(config) == ([2], {"stable": 2, "canary": 2})
+    assert deployment_config(config.read_text()) == deployment_config(shipped)
+    assert server.refused == [] and server.mislabelled == []
 
 
 def test_rollout_canary_loads_then_waits_then_labels(config: Path) -> None:
