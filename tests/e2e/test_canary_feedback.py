@@ -91,7 +91,8 @@ def canary_stack(
         serving.url,
         free_port(),
         folder / "gateway.log",
-        model_label="stable",
+        # No pin: the requests not drawn for the canary go to the `stable` label, not to
+        # version 2, which is newer.
         canary_percent=str(CANARY_PERCENT),
         feedback_dir=str(feedback),
     )
