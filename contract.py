@@ -69,6 +69,57 @@ BORDER_COVER = 0.3
 # small ink is not judged filled.
 MIN_CORE_TEST_PIXELS = 24
 
+# Where the ink is (gateway/ink.py, and the same in the graph), measured at work size.
+# Light ink is read only on a digital dark canvas: a border of which this share is black
+# (at most BLACK_LEVEL). A dark border that is not (a desk, paper in shadow) is a photo of
+# paper: dark ink.
+BLACK_LEVEL = 8.0
+BLACK_BORDER_SHARE = 0.05
+# Paper in shadow: a flat plateau (gradient under SHADE_GRADIENT levels a pixel) between
+# SHADE_FLOOR and SHADE_CEILING of the paper's brightness, over SHADED_SHARE of the image.
+# Pages whose border is flat to BORDER_FLAT levels are lit evenly and not tested.
+SHADE_FLOOR = 0.3
+SHADE_CEILING = 0.8
+SHADE_GRADIENT = 4.0
+SHADED_SHARE = 0.08
+BORDER_FLAT = 2.0
+# The flat field: the paper is the grey closing of the page with a window WINDOW_PER_STROKE
+# times the pen's width (the STROKE_PERCENTILE-th of the widths of what a PAPER_WINDOW
+# closing finds), and at least LEAST_WINDOW of the page; ink is the page's shortfall from
+# it, divided by the paper (no less than PAPER_FLOOR of the brightest paper).
+PAPER_WINDOW = 0.3
+STROKE_PERCENTILE = 25
+WINDOW_PER_STROKE = 3
+LEAST_WINDOW = 0.1
+PAPER_FLOOR = 0.5
+
+# Which ink is the digit (gateway/digit_parts.py, and the same in the graph): the
+# 8-connected parts of the ink mask.
+# A part at least DIGIT_PART_SPAN of the image's longer side may be the digit.
+DIGIT_PART_SPAN = 0.15
+# A box printed round the digit: its outer rows and columns (the outer FRAME_EDGE of its
+# shorter side) each hold a row or column at least FRAME_FILL full, its inside less than
+# FRAME_INSIDE.
+FRAME_EDGE = 0.1
+FRAME_FILL = 0.9
+FRAME_INSIDE = 0.3
+# In a photo, ink lies on paper: a part is ink when at least RIDGE_SHARE of it is darker, by
+# RIDGE_LEVEL of its own depth, than the page RIDGE_REACH of its stroke widths away on both
+# sides (across or down), and it is at least LEVEL_SHARE as deep as the deepest ink. The
+# edge of a desk, the tip of a shadow and the grain of a desk are not.
+RIDGE_REACH = 1.5
+RIDGE_LEVEL = 0.5
+RIDGE_SHARE = 0.25
+LEVEL_SHARE = 0.3
+# The digit is the heaviest part and the parts near it: within NEAR_PARTS of its longer side,
+# or NEAR_SPECKS for a speck (a part under SPECK_MASS of its ink). Parts farther away go
+# when they are specks, faint (peak under FAINT_PEAK) or at the image's edge; others stay,
+# to be judged as several digits.
+NEAR_PARTS = 0.35
+NEAR_SPECKS = 0.12
+SPECK_MASS = 0.15
+FAINT_PEAK = 0.6
+
 # Why an image holds no digit to read: the gateway's 422 detail and, word for word, the
 # `refusal` output of the SavedModel's signatures.
 NO_DIGIT = "No digit found: "

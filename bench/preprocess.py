@@ -1,16 +1,21 @@
 """Median time of the gateway's preprocessing (decode + MNIST normalisation) per image.
 
-    python -m bench.preprocess [--runs 300]
+    python -m bench.preprocess [--runs 300] [--before OTHER/gateway/preprocessing.py]
 
-Runs in this one process and thread (one core); images are made in code.
+Runs in this one process and thread (one core); images are made in code. With --before,
+another version of the preprocessing module (an older checkout's) is timed in the same run,
+each image alternating between the two, and the ratio printed.
 """
 
 import argparse
+import importlib.util
 import io
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -46,31 +51,59 @@ CASES = {
 }
 
 
+Preprocess = Callable[[bytes, int], object]
+
+
+def load_preprocess(path: Path) -> Preprocess:
+    """`preprocess_upload` of another version of gateway/preprocessing.py (its imports of
+    `contract` and `gateway` resolve to this checkout)."""
+    spec = importlib.util.spec_from_file_location("preprocessing_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.preprocess_upload  # type: ignore[no-any-return]
+
+
+def timings(functions: dict[str, Preprocess], data: bytes, runs: int) -> dict[str, list[float]]:
+    """Milliseconds per call of each function on `data`, the functions taking turns."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for function in functions.values():
+        for _ in range(20):
+            function(data, DEFAULT_MAX_IMAGE_PIXELS)
+    for _ in range(runs):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function(data, DEFAULT_MAX_IMAGE_PIXELS)
+            times[name].append((time.perf_counter() - started) * 1000)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.preprocess", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--before", type=Path, help="another gateway/preprocessing.py to time")
     args = parser.parse_args()
+    functions: dict[str, Preprocess] = {"now": preprocess_upload}
+    if args.before:
+        functions = {"before": load_preprocess(args.before), **functions}
     print(
         f"Gateway preprocessing, one thread ({os.cpu_count()} cores on the machine), "
         f"median of {args.runs} runs"
     )
-    print(f"{'image':<26} {'bytes':>8} {'median ms':>10} {'p95 ms':>8}")
+    columns = "".join(f" {name + ' ms':>10} {name + ' p95':>10}" for name in functions)
+    print(f"{'image':<26} {'bytes':>8}{columns}" + (f" {'ratio':>6}" if args.before else ""))
     for name, make in CASES.items():
         data = make()
-        for _ in range(20):
-            preprocess_upload(data, DEFAULT_MAX_IMAGE_PIXELS)
-        times = []
-        for _ in range(args.runs):
-            started = time.perf_counter()
-            preprocess_upload(data, DEFAULT_MAX_IMAGE_PIXELS)
-            times.append((time.perf_counter() - started) * 1000)
-        times.sort()
-        print(
-            f"{name:<26} {len(data):>8} {statistics.median(times):>10.3f} "
-            f"{times[int(0.95 * len(times))]:>8.3f}"
+        times = timings(functions, data, args.runs)
+        medians = {key: statistics.median(values) for key, values in times.items()}
+        row = "".join(
+            f" {medians[key]:>10.3f} {sorted(values)[int(0.95 * len(values))]:>10.3f}"
+            for key, values in times.items()
         )
+        ratio = f" {medians['now'] / medians['before']:>6.2f}" if args.before else ""
+        print(f"{name:<26} {len(data):>8}{row}{ratio}")
     return 0
 
 

@@ -152,6 +152,212 @@ def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
 
 
+# Paper under real light: the kinds of round 4 ----------------------------------------------
+
+
+def _paper(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:
+    """A sheet of paper filling the frame, lit a little unevenly (float grey levels)."""
+    page = np.full((height, width), float(rng.integers(195, 240)), np.float32)
+    slope = rng.uniform(-0.05, 0.05, 2)
+    rows, cols = np.mgrid[:height, :width]
+    return page + (slope[0] * rows + slope[1] * cols).astype(np.float32)
+
+
+def _write(page: np.ndarray, ink: Image.Image, at: tuple[int, int], level: float) -> None:
+    """Dark ink `level` grey written onto `page` (in place) with its top-left corner `at`."""
+    alpha = np.asarray(ink, np.float32) / 255
+    top, left = at
+    region = page[top : top + alpha.shape[0], left : left + alpha.shape[1]]
+    alpha = alpha[: region.shape[0], : region.shape[1]]
+    region[:] = region * (1 - alpha) + level * alpha
+
+
+def _photo(page: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Sensor noise, then 8-bit: what the phone's JPEG encoder gets."""
+    page = page + rng.normal(0, 3.5, page.shape).astype(np.float32)
+    mode = "RGB" if page.ndim == 3 else "L"
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8), mode)
+
+
+def _digit_on_page(
+    digit: np.ndarray, rng: np.random.Generator, page: np.ndarray, height: int
+) -> tuple[int, int, int, int]:
+    """Write the digit `height` pixels tall somewhere on `page`; returns its box
+    (top, left, bottom, right)."""
+    ink = _scaled(digit, height, bold=float(rng.uniform(0, 0.025)))
+    top = int(rng.integers(0, page.shape[0] - ink.height + 1))
+    left = int(rng.integers(0, page.shape[1] - ink.width + 1))
+    _write(page, ink, (top, left), float(rng.integers(15, 70)))
+    return top, left, top + ink.height, left + ink.width
+
+
+def _shadow(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A hard shadow (a hand or the phone) over part of the page: a half-plane or a big
+    ellipse, 35-65% as bright, with a penumbra of a few pixels."""
+    height, width = page.shape[:2]
+    rows, cols = np.mgrid[:height, :width].astype(np.float32)
+    if rng.random() < 0.6:
+        angle = rng.uniform(0, 2 * np.pi)
+        through = rng.uniform(0.2, 0.8, 2) * (height, width)
+        distance = (rows - through[0]) * np.sin(angle) + (cols - through[1]) * np.cos(angle)
+    else:
+        centre = rng.uniform(0, 1, 2) * (height, width)
+        radii = rng.uniform(0.25, 0.6, 2) * (height, width)
+        scaled = np.hypot((rows - centre[0]) / radii[0], (cols - centre[1]) / radii[1])
+        distance = (1 - scaled) * min(radii)
+    edge = np.clip(distance / rng.uniform(0.5, 4.0) + 0.5, 0, 1)
+    darkness = 1 - rng.uniform(0.35, 0.65) * edge
+    return page * (darkness[..., None] if page.ndim == 3 else darkness)
+
+
+def hard_shadow(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A phone photo of a digit on paper with a hard shadow across part of the page."""
+    page = _paper(rng)
+    _digit_on_page(digit, rng, page, int(rng.integers(150, 330)))
+    return _photo(_shadow(page, rng), rng)
+
+
+NOTE_COLOURS = [(250, 235, 120), (250, 190, 200), (175, 215, 245), (190, 240, 170), (245, 245, 240)]
+DESK_COLOURS = [(120, 80, 50), (90, 60, 40), (70, 70, 75), (40, 40, 45), (150, 120, 90)]
+
+
+def _note_on_desk(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A sticky note or card lying, a little turned, on a darker desk, its edges in the
+    frame: the RGB photo, and the mask of the note."""
+    height, width = 480, 640
+    desk = np.array(DESK_COLOURS[rng.integers(len(DESK_COLOURS))], np.float32)
+    grain = np.asarray(
+        Image.fromarray(rng.normal(0, 1, (12, 16)).astype(np.float32), "F").resize(
+            (width, height), Image.Resampling.BICUBIC
+        )
+    )
+    page = desk + (grain * rng.uniform(4, 14))[..., None]
+    side = rng.uniform(0.55, 0.9) * height
+    centre = rng.uniform(0.35, 0.65, 2) * (height, width)
+    angle = np.deg2rad(rng.uniform(-15, 15))
+    rows, cols = np.mgrid[:height, :width].astype(np.float32)
+    along = (rows - centre[0]) * np.cos(angle) + (cols - centre[1]) * np.sin(angle)
+    across = -(rows - centre[0]) * np.sin(angle) + (cols - centre[1]) * np.cos(angle)
+    note = (np.abs(along) < side / 2) & (np.abs(across) < side / 2 * rng.uniform(1.0, 1.4))
+    colour = np.array(NOTE_COLOURS[rng.integers(len(NOTE_COLOURS))], np.float32)
+    shade = 1 - rng.uniform(0, 0.12) * (along / side + 0.5)
+    page = np.where(note[..., None], colour * shade[..., None], page)
+    return page, note
+
+
+def note_on_desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit written on a sticky note or card that lies on a darker desk."""
+    page, note = _note_on_desk(rng)
+    rows = np.flatnonzero(note.any(axis=1))
+    cols = np.flatnonzero(note.any(axis=0))
+    span = min(rows[-1] - rows[0], cols[-1] - cols[0])
+    height = int(span * rng.uniform(0.35, 0.6))
+    ink = _scaled(digit, height, bold=float(rng.uniform(0, 0.03)))
+    top = int((rows[0] + rows[-1] - ink.height) / 2 + rng.uniform(-0.1, 0.1) * span)
+    left = int((cols[0] + cols[-1] - ink.width) / 2 + rng.uniform(-0.1, 0.1) * span)
+    pen = np.array([(20, 25, 30), (25, 35, 110), (15, 15, 15)][rng.integers(3)], np.float32)
+    alpha = np.zeros(note.shape, np.float32)
+    _write(alpha, ink, (max(0, top), max(0, left)), 1.0)
+    page = page * (1 - alpha[..., None]) + pen * alpha[..., None]
+    return _photo(page, rng)
+
+
+def stray_marks(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit on a page with one to three specks or flecks of ink away from it."""
+    page = _paper(rng, 400, 400)
+    top, left, bottom, right = _digit_on_page(digit, rng, page, int(rng.integers(90, 220)))
+    height = bottom - top
+    for _ in range(int(rng.integers(1, 4))):
+        for _attempt in range(50):  # somewhere clear of the digit's box
+            y, x = rng.uniform(8, 392, 2)
+            gap = 0.15 * height
+            if not (top - gap < y < bottom + gap and left - gap < x < right + gap):
+                break
+        size = rng.uniform(1.5, 0.06 * height + 2)
+        mark = Image.new("L", (400, 400), 0)
+        draw = ImageDraw.Draw(mark)
+        if rng.random() < 0.6:
+            draw.ellipse((x - size / 2, y - size / 2, x + size / 2, y + size / 2), fill=255)
+        else:  # a short fleck
+            dx, dy = rng.uniform(-1, 1, 2) * size * 1.5
+            draw.line((x, y, x + dx, y + dy), fill=255, width=max(1, int(size / 3)))
+        _write(page, mark, (0, 0), float(rng.integers(20, 90)))
+    return _photo(page, rng)
+
+
+def _form_box(
+    rng: np.random.Generator, inner: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A printed form field: a page with a box drawn in thin lines whose inside is `inner`
+    (height, width); returns the page and where the inside starts."""
+    line = int(rng.integers(1, 4))
+    outside = int(rng.integers(0, 60))  # page around the box: none in a cropped field
+    height, width = inner[0] + 2 * (line + outside), inner[1] + 2 * (line + outside)
+    page = np.full((height, width), float(rng.integers(225, 250)), np.float32)
+    level = float(rng.integers(30, 140))
+    box = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(box).rectangle(
+        (outside, outside, width - outside - 1, height - outside - 1), outline=255, width=line
+    )
+    _write(page, box, (0, 0), level)
+    return page, (outside + line, outside + line)
+
+
+def boxed_digit(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit written inside a printed box, as in a form field."""
+    height = int(rng.integers(60, 180))
+    ink = _scaled(digit, height, bold=float(rng.uniform(0, 0.03)))
+    margin = [int(rng.uniform(0.06, 0.3) * height) + 2 for _ in range(4)]
+    inner = (height + margin[0] + margin[1], ink.width + margin[2] + margin[3])
+    page, (top, left) = _form_box(rng, inner)
+    _write(page, ink, (top + margin[0], left + margin[2]), float(rng.integers(15, 70)))
+    image = _photo(page, rng)
+    return image
+
+
+def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A digit on ruled or squared paper, crossing its lines."""
+    page = _paper(rng)
+    spacing = rng.uniform(20, 40)
+    rows, cols = np.mgrid[: page.shape[0], : page.shape[1]]
+    ruled = (rows % spacing) < 1.6
+    if rng.random() < 0.4:
+        ruled |= (cols % spacing) < 1.6
+    page[ruled] -= rng.uniform(40, 100)
+    _digit_on_page(digit, rng, page, int(spacing * rng.uniform(3, 7)))
+    return _photo(page, rng)
+
+
+def whiteboard_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A marker digit on a whiteboard: glare, ghosts of erased writing, the frame's edge,
+    darker corners. Held out: used for no decision."""
+    height, width = 480, 640
+    rows, cols = np.mgrid[:height, :width].astype(np.float32)
+    board = np.full((height, width), float(rng.integers(200, 235)), np.float32)
+    vignette = np.hypot((rows - height / 2) / height, (cols - width / 2) / width)
+    board -= rng.uniform(20, 60) * vignette**2 * 2
+    glare = rng.uniform(0, 1, 2) * (height, width)
+    board += rng.uniform(15, 40) * np.exp(
+        -((rows - glare[0]) ** 2 + (cols - glare[1]) ** 2) / (2 * rng.uniform(40, 120) ** 2)
+    )
+    for _ in range(int(rng.integers(1, 4))):  # erased writing leaves faint strokes
+        ghost = Image.new("L", (width, height), 0)
+        y, x = rng.uniform(0, 1, 2) * (height, width)
+        ImageDraw.Draw(ghost).line(
+            [(x, y), (x + rng.uniform(-150, 150), y + rng.uniform(-80, 80))],
+            fill=255,
+            width=int(rng.integers(4, 10)),
+        )
+        _write(board, ghost, (0, 0), float(board.mean() - rng.uniform(8, 20)))
+    _digit_on_page(digit, rng, board, int(rng.integers(150, 300)))
+    frame = int(rng.integers(10, 30))
+    sides = rng.choice(4, size=int(rng.integers(1, 3)), replace=False)
+    edges = [board[:frame], board[-frame:], board[:, :frame], board[:, -frame:]]
+    for side in sides:
+        edges[side][:] = float(rng.integers(110, 160))
+    return _photo(board, rng)
+
+
 LEGIBLE: dict[str, Maker] = {
     "canvas-bold": canvas_bold,
     "canvas-transparent": canvas_transparent,
@@ -161,8 +367,16 @@ LEGIBLE: dict[str, Maker] = {
     "white-on-black-marker": white_on_black_marker,
     "low-resolution": low_resolution,
     "paper-photo": paper_photo,
+    "hard-shadow": hard_shadow,
+    "note-on-desk": note_on_desk,
+    "stray-marks": stray_marks,
+    "boxed-digit": boxed_digit,
+    "ruled-paper": ruled_paper,
+    "whiteboard-photo": whiteboard_photo,
 }
-JPEG_KINDS = {"paper-photo"}
+JPEG_KINDS = {"paper-photo", "hard-shadow", "note-on-desk", "ruled-paper", "whiteboard-photo"}
+# Kinds that decide nothing: read only for the report.
+HELD_OUT = frozenset({"other-writers-8px", "whiteboard-photo"})
 
 
 def mnist_split(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -340,6 +554,19 @@ def several_digits_maker(images: np.ndarray) -> Callable[[np.random.Generator], 
     return several_digits
 
 
+def shadow_without_digit(rng: np.random.Generator) -> Image.Image:
+    return _photo(_shadow(_paper(rng), rng), rng)
+
+
+def note_without_digit(rng: np.random.Generator) -> Image.Image:
+    return _photo(_note_on_desk(rng)[0], rng)
+
+
+def empty_form_box(rng: np.random.Generator) -> Image.Image:
+    inner = (int(rng.integers(60, 200)), int(rng.integers(60, 200)))
+    return _photo(_form_box(rng, inner)[0], rng)
+
+
 def refusable_uploads(images: np.ndarray, per_kind: int, seed: int) -> Iterator[Upload]:
     makers: dict[str, Callable[[np.random.Generator], Image.Image]] = {
         "blank": blank,
@@ -350,9 +577,14 @@ def refusable_uploads(images: np.ndarray, per_kind: int, seed: int) -> Iterator[
         "paper-no-digit": paper_without_digit,
         "several-digits": several_digits_maker(images),
         "text-line": text_line,
+        "shadow-no-digit": shadow_without_digit,
+        "note-no-digit": note_without_digit,
+        "empty-form-box": empty_form_box,
     }
     for offset, (kind, make) in enumerate(makers.items()):
         rng = np.random.default_rng(seed + 100 + offset)
         for _ in range(per_kind):
-            fmt = "JPEG" if kind == "paper-no-digit" else "PNG"
+            fmt = (
+                "JPEG" if kind in ("paper-no-digit", "shadow-no-digit", "note-no-digit") else "PNG"
+            )
             yield Upload(kind, encode(make(rng), fmt), None)

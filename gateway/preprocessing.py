@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from contract import (
     BORDER_COVER,
@@ -43,7 +44,9 @@ from contract import (
     REFUSAL_TOO_SMALL,
     WORK_SIZE,
 )
+from gateway.digit_parts import band_ink, border_ring, border_runs, digit_mask
 from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
+from gateway.ink import ink_map
 
 # What people commonly send; MPO is what many phone cameras call their JPEGs.
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
@@ -136,34 +139,35 @@ def _to_grayscale_on_white(image: Image.Image) -> Image.Image:
 def normalise_digit(image: Image.Image) -> np.ndarray:
     """Turn a grayscale image into a 28x28 float32 MNIST digit: white ink on black, in [0, 1].
 
-    Light backgrounds are inverted, the ink is cropped, fitted in a 20x20 box keeping its
-    aspect ratio, and placed so its centre of mass is at the centre of the frame.
+    The ink is found whatever the light (gateway.ink) and the digit among its parts
+    (gateway.digit_parts); it is cropped, fitted in a 20x20 box keeping its aspect ratio,
+    and placed so its centre of mass is at the centre of the frame.
 
     Raises:
         NoDigitFound: the image is blank, uniform or noise, or its ink is not one digit.
     """
     scale = _work_factor(image.size)
     pixels = np.asarray(_reduce_to_work_size(image), dtype=np.float32)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
-    background = float(np.sort(border)[border.size // 2])
-    if background > 127.5:
-        # MNIST digits are white on black; photos and drawings are usually dark on light.
-        pixels = 255.0 - pixels
-        background = 255.0 - background
-    contrast = float(pixels.max()) - background
-    if contrast < MIN_CONTRAST:
+    found = ink_map(pixels)
+    if found.contrast < MIN_CONTRAST:
         raise NoDigitFound(REFUSAL_BLANK)
-    if contrast < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
+    if found.spread < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
         raise NoDigitFound(REFUSAL_NOISE)
-    ink = np.clip((pixels - background) / contrast, 0.0, 1.0)
-    mask = ink >= INK_THRESHOLD
+    all_ink = found.ink >= INK_THRESHOLD
+    mask = digit_mask(all_ink, found.ink, found.flat_field)
+    if isinstance(mask, str):
+        raise NoDigitFound(mask)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     refusal = not_one_digit(mask, mask[top:bottom, left:right], scale)
     if refusal:
         raise NoDigitFound(refusal)
-    crop = ink[top:bottom, left:right]
+    crop = found.ink[top:bottom, left:right]
+    if not np.array_equal(mask, all_ink):
+        # The digit's ink, with a pixel's rim for its soft edges; nothing of what was left out.
+        rim = ndimage.maximum_filter(mask[top:bottom, left:right], size=3)
+        crop = np.where(rim, crop, 0.0)
     crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))
 
@@ -180,14 +184,13 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
         return REFUSAL_TOO_SMALL
     if width >= MAX_DIGIT_WIDTH_RATIO * height:
         return REFUSAL_SEVERAL
-    parts = _band_ink(box.sum(axis=0))
+    parts = band_ink(box.sum(axis=0))
     big_parts = int((parts >= MIN_PART_SHARE * total).sum())
     if big_parts >= 3 or (big_parts == 2 and width >= height):
         return REFUSAL_SEVERAL
-    bands = int((_band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * total).sum())
-    ring = np.concatenate([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]])
-    runs_in = int((ring & ~np.concatenate((ring[-1:], ring[:-1]))).sum())
-    if bands > MAX_BANDS or runs_in > MAX_BORDER_RUNS:
+    bands = int((band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * total).sum())
+    ring = border_ring(mask)
+    if bands > MAX_BANDS or border_runs(mask) > MAX_BORDER_RUNS:
         return REFUSAL_PATTERN
     if longer < MIN_CORE_TEST_PIXELS:
         return None
@@ -204,14 +207,6 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
     ):
         return REFUSAL_FILLED
     return None
-
-
-def _band_ink(profile: np.ndarray) -> np.ndarray:
-    """Ink per band of a profile (ink per column or row) split at its empty entries."""
-    inked = profile > 0
-    starts = inked & ~np.concatenate([[False], inked[:-1]])
-    band = np.cumsum(starts) - 1
-    return np.bincount(band[inked], weights=profile[inked])
 
 
 def _core_share(integral: np.ndarray, half_side: float, total: int) -> float:

@@ -115,3 +115,60 @@ def not_one_digit() -> dict[str, tuple[Image.Image, str]]:
         "stripes": (stripes(), "pattern"),
         "speck-of-dust": (speck(), "too small"),
     }
+
+
+# Paper under real light: a page and what photos of it add --------------------------------
+
+
+def page_with_digit(digit: int = 4, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """A dark pen digit on a light page, a little left of centre."""
+    width, height = size
+    image = Image.new("L", size, 230)
+    ink = draw_digit(digit, size=min(size), height_fraction=0.55, stroke=3, dark_on_light=True)
+    image.paste(ink, ((width - ink.width) // 2 - width // 10, (height - ink.height) // 2))
+    return image
+
+
+def photographed(image: Image.Image, seed: int = 0) -> Image.Image:
+    """Sensor noise, as a phone adds it."""
+    pixels = np.asarray(image, np.float32)
+    noisy = pixels + np.random.default_rng(seed).normal(0, 3, pixels.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+
+
+def with_hard_shadow(image: Image.Image) -> Image.Image:
+    """The right half of the page, digit included, in a hand's shadow at 45% of the light."""
+    pixels = np.asarray(image, np.float32).copy()
+    pixels[:, int(pixels.shape[1] * 0.45) :] *= 0.45
+    return photographed(Image.fromarray(pixels.astype(np.uint8)))
+
+
+def on_a_desk(image: Image.Image) -> Image.Image:
+    """The page as a card lying in the middle of a darker, grained desk."""
+    width, height = image.size
+    rows, cols = np.mgrid[: height + 120, : width + 160]
+    desk = 80 + 10 * np.sin(rows / 7.0) * np.sin(cols / 11.0)
+    desk[60 : 60 + height, 80 : 80 + width] = np.asarray(image, np.float32)
+    return photographed(Image.fromarray(desk.astype(np.uint8)))
+
+
+def with_specks(image: Image.Image) -> Image.Image:
+    """Three dots of ink far from the digit, as dust or a pen's slip leave them."""
+    marked = image.copy()
+    draw = ImageDraw.Draw(marked)
+    width, height = image.size
+    for x, y in ((0.9, 0.1), (0.85, 0.85), (0.08, 0.9)):
+        draw.ellipse((x * width - 3, y * height - 3, x * width + 3, y * height + 3), fill=20)
+    return marked
+
+
+def in_a_printed_box(image: Image.Image) -> Image.Image:
+    """The page as a form field: a box printed round the digit."""
+    boxed = image.copy()
+    width, height = image.size
+    ImageDraw.Draw(boxed).rectangle((12, 12, width - 13, height - 13), outline=40, width=3)
+    return boxed
+
+
+def empty_printed_box() -> Image.Image:
+    return in_a_printed_box(Image.new("L", (320, 240), 230))
