@@ -31,7 +31,7 @@ from contract import (
     RIDGE_SHARE,
     SPECK_MASS,
 )
-from gateway.ink import FlatField
+from gateway.ink import FlatField, inside_distance
 
 EIGHT_CONNECTED = np.ones((3, 3), bool)
 
@@ -79,8 +79,11 @@ def digit_mask(mask: np.ndarray, ink: np.ndarray, flat_field: FlatField | None) 
         return REFUSAL_PATTERN
     background = frames.copy()
     if flat_field is not None:
+        # Parts never touch, so each part's inside distance is the whole mask's.
+        distance = inside_distance(mask)
+        middles = mask & (distance == ndimage.maximum_filter(distance, size=3))
         for i in range(count):
-            background[i] |= not_ink_on_paper(parts, i, flat_field)
+            background[i] |= not_ink_on_paper(parts, i, flat_field, distance, middles)
     height, width = mask.shape
     spans = np.array([max(r.stop - r.start, c.stop - c.start) for r, c in parts.boxes])
     may_be_digit = ~background & (spans >= DIGIT_PART_SPAN * max(height, width))
@@ -118,17 +121,20 @@ def patterned(mask: np.ndarray) -> bool:
     return bands > MAX_BANDS or border_runs(mask) > MAX_BORDER_RUNS
 
 
-def not_ink_on_paper(parts: Parts, index: int, flat_field: FlatField) -> bool:
+def not_ink_on_paper(
+    parts: Parts, index: int, flat_field: FlatField, distance: np.ndarray, middles: np.ndarray
+) -> bool:
     """In a photo: too shallow (the grain of a desk), or not darker than the page on both
-    sides a few of its stroke widths away (the edge of a desk, the tip of a shadow)."""
+    sides a few of its stroke widths away (the edge of a desk, the tip of a shadow).
+    `distance` is the mask's inside distance, `middles` its local maxima (the strokes'
+    middles)."""
     part = parts.part(index)
     rows, cols = parts.boxes[index]
     depth = flat_field.depth[rows, cols][part]
     if depth.max() < LEVEL_SHARE * float(flat_field.depth.max()):
         return True
-    distance = ndimage.distance_transform_cdt(part, metric="chessboard")
-    middles = part & (distance == ndimage.maximum_filter(distance, size=3))
-    reach = round(RIDGE_REACH * 2 * float(np.median(distance[middles]))) + 1
+    width = 2 * float(np.median(distance[rows, cols][part & middles[rows, cols]]))
+    reach = round(RIDGE_REACH * width) + 1
     ys, xs = np.nonzero(part)
     ys, xs = ys + rows.start, xs + cols.start
     page = flat_field.page

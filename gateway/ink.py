@@ -87,6 +87,13 @@ def _closing(pixels: np.ndarray, window: int) -> np.ndarray:
     return np.asarray(ndimage.grey_closing(pixels, size=(window, window), mode="reflect"))
 
 
+def inside_distance(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's chessboard distance to the nearest pixel of the page outside `mask` (a
+    stroke cut by the frame is as wide as what is seen of it)."""
+    # scipy answers -1 everywhere for a mask with nothing outside it: no distance, 0.
+    return np.asarray(np.maximum(ndimage.distance_transform_cdt(mask, metric="chessboard"), 0))
+
+
 def _odd(size: float) -> int:
     return max(3, round(size) | 1)
 
@@ -97,7 +104,7 @@ def paper_window(pixels: np.ndarray) -> int:
     longer = max(pixels.shape)
     found = _closing(pixels, _odd(PAPER_WINDOW * longer)) - pixels
     strokes = found >= 0.5 * found.max()
-    distance = ndimage.distance_transform_cdt(strokes, metric="chessboard")
+    distance = inside_distance(strokes)
     middles = strokes & (distance == ndimage.maximum_filter(distance, size=3))
     # The thinnest strong strokes: a desk's edge or a shadow's tip, filled too, are wider.
     width = 1.0

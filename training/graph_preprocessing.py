@@ -42,6 +42,8 @@ from contract import (
     REFUSAL_TOO_SMALL,
     WORK_SIZE,
 )
+from training.graph_ink import ink_map, window_max
+from training.graph_parts import band_ink, border_ring, border_runs, digit_mask
 
 _GRAY_WEIGHTS = tf.constant([0.299, 0.587, 0.114])  # ITU-R 601-2, as Pillow's "L"
 
@@ -114,33 +116,43 @@ def normalise_digit(gray: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     not (the digit is then zeros)."""
     scale = tf.cast(_work_factor(gray), tf.float32)
     pixels = _reduce_to_work_size(gray)
-    border = tf.concat([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]], axis=0)
-    background = tf.sort(border)[tf.size(border) // 2]
-    invert = background > 127.5
-    pixels = tf.where(invert, 255.0 - pixels, pixels)
-    background = tf.where(invert, 255.0 - background, background)
-    contrast = tf.reduce_max(pixels) - background
-    ink = tf.clip_by_value((pixels - background) / tf.maximum(contrast, 1.0), 0.0, 1.0)
-    mask = ink >= INK_THRESHOLD
+    found = ink_map(pixels)
     refusal = first_refusal(
         [
-            (contrast < MIN_CONTRAST, REFUSAL_BLANK),
-            (contrast < MIN_SIGNAL_TO_NOISE * _noise_level(pixels), REFUSAL_NOISE),
+            (found.contrast < MIN_CONTRAST, REFUSAL_BLANK),
+            (found.spread < MIN_SIGNAL_TO_NOISE * _noise_level(pixels), REFUSAL_NOISE),
         ]
     )
 
     def read() -> tuple[tf.Tensor, tf.Tensor]:
-        rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
-        cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
-        box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        crop = tf.clip_by_value((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
-        digit = _centre_in_frame(_fit_in_box(crop))[..., None]
-        return digit, _one_digit_refusal(mask, box, scale)
+        all_ink = found.ink >= INK_THRESHOLD
+        mask, refused = digit_mask(all_ink, found)
+        digit, refusal = tf.cond(
+            tf.equal(refused, ""),
+            lambda: _shaped(found.ink, all_ink, mask, scale),
+            lambda: (tf.zeros(INPUT_SHAPE), refused),
+        )
+        return digit, refusal
 
     # Blank or noise: there may be no ink to crop at all.
     digit, refusal = tf.cond(tf.equal(refusal, ""), read, lambda: (tf.zeros(INPUT_SHAPE), refusal))
     return digit, refusal
+
+
+def _shaped(
+    ink: tf.Tensor, all_ink: tf.Tensor, mask: tf.Tensor, scale: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The chosen ink cropped, fitted and centred, and the one-digit tests' refusal."""
+    rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
+    cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
+    box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    # The digit's ink, with a pixel's rim for its soft edges; nothing of what was left out.
+    rim = window_max(tf.cast(box, tf.float32), tf.constant(3)) > 0
+    crop = tf.where(tf.reduce_all(tf.equal(mask, all_ink)), crop, tf.where(rim, crop, 0.0))
+    crop = tf.clip_by_value((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
+    digit = _centre_in_frame(_fit_in_box(crop))[..., None]
+    return digit, _one_digit_refusal(mask, box, scale)
 
 
 def first_refusal(refusals: list[tuple[tf.Tensor, str]]) -> tf.Tensor:
@@ -160,15 +172,13 @@ def _one_digit_refusal(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> tf.
     frame = tf.cast(tf.reduce_max(tf.shape(mask)), tf.float32)
     ink = tf.cast(box, tf.float32)
     total = tf.reduce_sum(ink)
-    parts = _band_ink(tf.reduce_sum(ink, axis=0))
+    parts = band_ink(tf.reduce_sum(ink, axis=0))
     big_parts = tf.reduce_sum(tf.cast(parts >= MIN_PART_SHARE * total, tf.int32))
     bands = tf.reduce_sum(
-        tf.cast(_band_ink(tf.reduce_sum(ink, axis=1)) >= MIN_BAND_SHARE * total, tf.int32)
+        tf.cast(band_ink(tf.reduce_sum(ink, axis=1)) >= MIN_BAND_SHARE * total, tf.int32)
     )
-    ring = tf.concat([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]], axis=0)
-    runs_in = tf.reduce_sum(
-        tf.cast(tf.logical_and(ring, tf.logical_not(tf.roll(ring, 1, axis=0))), tf.int32)
-    )
+    ring = border_ring(mask)
+    runs_in = border_runs(mask)
     integral = tf.pad(tf.cumsum(tf.cumsum(ink, axis=0), axis=1), [[1, 0], [1, 0]])
     core_wide = _core_share(integral, CORE_WIDE * longer, total)
     core_narrow = _core_share(integral, CORE_NARROW * longer, total)
@@ -201,18 +211,6 @@ def _one_digit_refusal(mask: tf.Tensor, box: tf.Tensor, scale: tf.Tensor) -> tf.
             (tf.logical_or(bands > MAX_BANDS, runs_in > MAX_BORDER_RUNS), REFUSAL_PATTERN),
             (tf.logical_and(longer >= MIN_CORE_TEST_PIXELS, filled), REFUSAL_FILLED),
         ]
-    )
-
-
-def _band_ink(profile: tf.Tensor) -> tf.Tensor:
-    """Ink per band of a profile (ink per column or row) split at its empty entries."""
-    inked = profile > 0
-    previous = tf.concat([[False], inked[:-1]], axis=0)
-    band = tf.cumsum(tf.cast(tf.logical_and(inked, tf.logical_not(previous)), tf.int32)) - 1
-    return tf.math.unsorted_segment_sum(
-        tf.boolean_mask(profile, inked),
-        tf.boolean_mask(band, inked),
-        num_segments=tf.maximum(tf.reduce_max(band) + 1, 1),
     )
 
 

@@ -5,10 +5,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import preprocess_upload
-from tests.digit_images import bold_eight, bold_one_bar, draw_digit, encode, not_one_digit
+from tests.digit_images import (
+    bold_eight,
+    bold_one_bar,
+    draw_digit,
+    empty_printed_box,
+    encode,
+    in_a_printed_box,
+    not_one_digit,
+    on_a_desk,
+    page_with_digit,
+    with_hard_shadow,
+    with_specks,
+)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -18,8 +31,6 @@ from training.graph_preprocessing import normalise_encoded_images  # noqa: E402
 def uploads() -> list[object]:
     rgba = np.zeros((160, 160, 4), np.uint8)
     rgba[..., 3] = np.asarray(draw_digit(2, size=160, stroke=4))
-    from PIL import Image
-
     return [
         pytest.param(encode(draw_digit(3, size=28)), id="mnist-like-28"),
         pytest.param(
@@ -98,3 +109,42 @@ def test_agreement_graph_accepts_bold_digits_the_gateway_accepts(image: object) 
 
     assert refusals.numpy().tolist() == [b""]
     assert np.abs(preprocess_upload(upload, 40_000_000) - digits.numpy()[0, :, :, 0]).mean() < 0.02
+
+
+def photographed_pages() -> list[object]:
+    page = page_with_digit(7)
+    return [
+        pytest.param(encode(with_hard_shadow(page)), id="hard-shadow"),
+        pytest.param(encode(on_a_desk(page), "JPEG", quality=90), id="card-on-a-desk-jpeg"),
+        pytest.param(encode(with_specks(page)), id="specks"),
+        pytest.param(encode(in_a_printed_box(page)), id="printed-box"),
+    ]
+
+
+@pytest.mark.parametrize("upload", photographed_pages())
+def test_agreement_graph_finds_the_digit_on_photographed_paper_as_the_gateway(
+    upload: bytes,
+) -> None:
+    gateway = preprocess_upload(upload, 40_000_000)
+
+    digits, refusals = normalise_encoded_images(tf.constant([upload]))
+
+    assert refusals.numpy().tolist() == [b""]
+    assert np.abs(gateway - digits.numpy()[0, :, :, 0]).mean() < 0.02
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        pytest.param(empty_printed_box(), id="empty-box"),
+        pytest.param(on_a_desk(Image.new("L", (320, 240), 230)), id="blank-card-on-a-desk"),
+    ],
+)
+def test_agreement_graph_refuses_photographed_paper_without_a_digit(image: Image.Image) -> None:
+    upload = encode(image)
+    with pytest.raises(NoDigitFound) as refused:
+        preprocess_upload(upload, 40_000_000)
+
+    _, refusals = normalise_encoded_images(tf.constant([upload]))
+
+    assert refusals.numpy()[0].decode() == refused.value.detail
