@@ -2,9 +2,10 @@
 
 The in-graph twin of gateway/preprocessing.py: same steps, same constants and the same
 refusal sentences (from `contract`), so internal callers sending encoded images get the
-gateway's answers. Each image is judged on its own: an image with no digit gets its refusal,
-never an error that would fail the rest of its batch. EXIF orientation is not applied here
-(TensorFlow's decoders ignore it).
+gateway's answers: the ink found whatever the light (training/graph_ink.py), the digit
+chosen among its parts (training/graph_parts.py), JPEGs turned upright by their EXIF
+Orientation (training/graph_exif.py). Each image is judged on its own: an image with no
+digit gets its refusal, never an error that would fail the rest of its batch.
 """
 
 import tensorflow as tf
@@ -42,6 +43,7 @@ from contract import (
     REFUSAL_TOO_SMALL,
     WORK_SIZE,
 )
+from training.graph_exif import exif_orientation, oriented
 from training.graph_ink import ink_map, window_max
 from training.graph_parts import band_ink, border_ring, border_runs, digit_mask
 
@@ -74,7 +76,8 @@ def _decode_jpeg_scaled(image_bytes: tf.Tensor) -> tf.Tensor:
             for ratio in (1, 2, 4, 8)
         ],
     )
-    return tf.cast(decoded[..., 0], tf.float32)
+    # Upright, as the phone's EXIF Orientation says (the gateway's exif_transpose).
+    return oriented(tf.cast(decoded[..., 0], tf.float32), exif_orientation(image_bytes))
 
 
 def _decode_other(image_bytes: tf.Tensor) -> tf.Tensor:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import preprocess_upload
@@ -148,3 +148,57 @@ def test_agreement_graph_refuses_photographed_paper_without_a_digit(image: Image
     _, refusals = normalise_encoded_images(tf.constant([upload]))
 
     assert refusals.numpy()[0].decode() == refused.value.detail
+
+
+def with_orientation(image: Image.Image, orientation: int) -> bytes:
+    """`image` stored turned as a phone with that EXIF Orientation stores it (1-8)."""
+    stored = {
+        1: image,
+        2: ImageOps.mirror(image),
+        3: image.rotate(180),
+        4: ImageOps.flip(image),
+        5: image.transpose(Image.Transpose.TRANSPOSE),
+        6: image.rotate(90, expand=True),
+        7: image.transpose(Image.Transpose.TRANSVERSE),
+        8: image.rotate(270, expand=True),
+    }[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(stored.convert("RGB"), "JPEG", quality=92, exif=exif)
+
+
+def big_endian_exif(jpeg: bytes, orientation: int) -> bytes:
+    """An APP1 segment in Motorola byte order ("MM"), as some cameras write it, right after
+    the JPEG's start-of-image marker."""
+    tiff = b"MM\x00\x2a" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big")
+    tiff += (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big")
+    tiff += orientation.to_bytes(2, "big") + b"\x00\x00" + (0).to_bytes(4, "big")
+    segment = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + jpeg[2:]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_agreement_graph_turns_exif_rotated_photos_upright_as_the_gateway(
+    orientation: int,
+) -> None:
+    upright = page_with_digit(7)
+    upload = with_orientation(upright, orientation)
+    upright_digit = preprocess_upload(encode(upright), 40_000_000)
+    gateway = preprocess_upload(upload, 40_000_000)
+
+    digits, refusals = normalise_encoded_images(tf.constant([upload]))
+
+    assert refusals.numpy().tolist() == [b""]
+    assert np.abs(gateway - digits.numpy()[0, :, :, 0]).mean() < 0.02
+    assert np.corrcoef(gateway.ravel(), upright_digit.ravel())[0, 1] > 0.9  # really upright
+
+
+def test_agreement_graph_reads_exif_in_motorola_byte_order() -> None:
+    upright = page_with_digit(7)
+    sideways = upright.rotate(90, expand=True)
+    upload = big_endian_exif(encode(sideways.convert("RGB"), "JPEG", quality=92), 6)
+
+    digits, _ = normalise_encoded_images(tf.constant([upload]))
+
+    expected = preprocess_upload(encode(upright), 40_000_000)
+    assert np.corrcoef(digits.numpy()[0, :, :, 0].ravel(), expected.ravel())[0, 1] > 0.9
