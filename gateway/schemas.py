@@ -70,9 +70,31 @@ class BatchItem(DigitPrediction):
     filename: str | None = Field(default=None, examples=["five.png"])
 
 
+class FileError(BaseModel):
+    status: int = Field(
+        description="The HTTP status /predict would give this file alone.", examples=[422]
+    )
+    detail: str = Field(
+        description="A sentence saying what is wrong with the file and what to do.",
+        examples=["No digit found: the image is blank or nearly uniform; draw a digit ..."],
+    )
+
+
+class BatchFailure(BaseModel):
+    """A file of the batch that could not be read as one digit; the others are answered."""
+
+    filename: str | None = Field(default=None, examples=["blank.png"])
+    error: FileError
+
+
 class BatchPredictResponse(BaseModel):
-    predictions: list[BatchItem]
-    model_version: str = Field(examples=["3"])
+    predictions: list[BatchItem | BatchFailure] = Field(
+        description="One entry per file, in the order sent: a prediction, or the file's error."
+    )
+    model_version: str | None = Field(
+        description="The model version that answered; null when no file could be read.",
+        examples=["3"],
+    )
 
 
 class Health(BaseModel):

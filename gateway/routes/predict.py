@@ -15,7 +15,13 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gateway.deps import Services, check_api_key
-from gateway.errors import BadRequestParameters, GatewayError
+from gateway.errors import (
+    BadRequestParameters,
+    InvalidImage,
+    NoDigitFound,
+    PayloadTooLarge,
+    UnsupportedImageType,
+)
 from gateway.openapi import API_KEY, INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
 from gateway.pins import Pin, request_pin
 from gateway.preprocessing import encode_png, preprocess_upload
@@ -34,6 +40,8 @@ router = APIRouter(tags=["predict"])
 # millisecond: inline is cheaper than a hop to the thread pool and back.
 INLINE_DECODE_BYTES = 256 * 1024
 TRUE, FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+# What is wrong with one file of a batch, not with the request: that file gets its own error.
+FILE_ERRORS = (InvalidImage, UnsupportedImageType, PayloadTooLarge, NoDigitFound)
 
 ERROR_RESPONSES = error_responses(
     {
@@ -125,7 +133,8 @@ async def predict(request: Request) -> Response:
     openapi_extra=upload_route(BatchForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
 )
 async def predict_batch(request: Request) -> Response:
-    """Classify several digits in one call to the model server."""
+    """Classify several digits in one call to the model server. A file that cannot be read
+    as one digit gets its own error entry; the others are answered."""
     services, pin, with_image = accepted(request)
     files = (await read_form(request)).files("files")
     if not files:
@@ -137,19 +146,32 @@ async def predict_batch(request: Request) -> Response:
             f"{len(files)} files is more than the {services.settings.max_batch} allowed per "
             "batch; split the batch."
         )
-    images = []
-    for index, upload in enumerate(files):
+    images: list[np.ndarray] = []
+    entries: list[dict[str, object] | None] = []
+    for upload in files:
         try:
             images.append(await normalised_digit(upload, services))
-        except GatewayError as exc:
-            # Same status, but say which file: the rest of the batch was fine.
-            exc.detail = f"File {index} ({upload.filename or 'unnamed'}): {exc.detail}"
-            raise
-    result = await services.classifier.classify(np.stack(images), pin, request.state.request_id)
-    version = str(result.model_version)
-    predictions = []
-    for output, image, upload in zip(result.outputs, images, files, strict=True):
-        answer = prediction(output, image, with_image, services, version)
-        answer["filename"] = upload.filename
-        predictions.append(answer)
-    return json_response({"predictions": predictions, "model_version": version})
+            entries.append(None)
+        except FILE_ERRORS as exc:
+            # This file alone: the others are still answered.
+            services.metrics.child(services.metrics.errors, exc.kind).inc()
+            entries.append(
+                {
+                    "filename": upload.filename,
+                    "error": {"status": exc.status_code, "detail": exc.detail},
+                }
+            )
+    version = None
+    if images:
+        result = await services.classifier.classify(
+            np.stack(images), pin, request.state.request_id
+        )
+        version = str(result.model_version)
+        read = iter(zip(result.outputs, images, strict=True))
+        for index, upload in enumerate(files):
+            if entries[index] is None:
+                output, image = next(read)
+                answer = prediction(output, image, with_image, services, version)
+                answer["filename"] = upload.filename
+                entries[index] = answer
+    return json_response({"predictions": entries, "model_version": version})

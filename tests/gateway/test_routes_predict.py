@@ -276,16 +276,47 @@ def test_batch_classifies_files_in_one_upstream_call(
     assert isinstance(images, np.ndarray) and images.shape == (4, 28, 28, 1)
 
 
-def test_batch_names_the_bad_file(client: TestClient, fake_tf_serving: FakeTFServing) -> None:
+def test_batch_answers_the_good_files_and_gives_each_bad_file_its_error(
+    client: TestClient, fake_tf_serving: FakeTFServing
+) -> None:
     files = [
         ("files", ("good.png", PNG, "image/png")),
         ("files", ("blank.png", encode(draw_digit(0, size=40).point(lambda _: 0)), "image/png")),
+        ("files", ("notes.pdf", b"%PDF-1.7 not an image", "application/pdf")),
+        ("files", ("also-good.png", PNG, "image/png")),
     ]
 
     response = client.post("/predict/batch", files=files)
 
-    assert response.status_code == 422
-    assert response.json()["detail"].startswith("File 1 (blank.png): No digit found")
+    assert response.status_code == 200
+    good, blank, pdf, also_good = response.json()["predictions"]
+    assert (good["filename"], good["predicted_digit"]) == ("good.png", 5)
+    assert (also_good["filename"], also_good["predicted_digit"]) == ("also-good.png", 5)
+    assert blank["filename"] == "blank.png" and blank["error"]["status"] == 422
+    assert blank["error"]["detail"].startswith("No digit found")
+    assert pdf == {
+        "filename": "notes.pdf",
+        "error": {"status": 415, "detail": pdf["error"]["detail"]},
+    }
+    assert "PDF" in pdf["error"]["detail"]
+    # One upstream call, for the two files that could be read.
+    (call,) = fake_tf_serving.predict_requests
+    images = fake_tf_serving.images(orjson.loads(call.content), 1)
+    assert isinstance(images, np.ndarray) and images.shape == (2, 28, 28, 1)
+
+
+def test_batch_of_only_unreadable_files_asks_the_model_nothing(
+    client: TestClient, fake_tf_serving: FakeTFServing
+) -> None:
+    files = [("files", ("empty.png", b"", "image/png"))]
+
+    response = client.post("/predict/batch", files=files)
+
+    assert response.status_code == 200
+    (entry,) = response.json()["predictions"]
+    assert entry["filename"] == "empty.png" and entry["error"]["status"] == 400
+    assert entry["error"]["detail"].startswith("The uploaded file is empty")
+    assert response.json()["model_version"] is None
     assert fake_tf_serving.predict_requests == []
 
 
