@@ -78,9 +78,11 @@ BLACK_BORDER_SHARE = 0.05
 # Paper in shadow: a flat plateau (gradient under SHADE_GRADIENT levels a pixel) between
 # SHADE_FLOOR and SHADE_CEILING of the paper's brightness, over SHADED_SHARE of the image.
 # Pages whose border is flat to BORDER_FLAT levels are lit evenly and not tested.
+# The plateau must be SHADE_WIDTH of the page's longer side wide, wider than a pen.
 SHADE_FLOOR = 0.3
 SHADE_CEILING = 0.8
 SHADE_GRADIENT = 4.0
+SHADE_WIDTH = 0.03
 SHADED_SHARE = 0.08
 BORDER_FLAT = 2.0
 # The flat field: the paper is the grey closing of the page with a window WINDOW_PER_STROKE
@@ -88,7 +90,7 @@ BORDER_FLAT = 2.0
 # closing finds), and at least LEAST_WINDOW of the page; ink is the page's shortfall from
 # it, divided by the paper (no less than PAPER_FLOOR of the brightest paper).
 PAPER_WINDOW = 0.3
-STROKE_PERCENTILE = 25
+STROKE_PERCENTILE = 50
 WINDOW_PER_STROKE = 3
 LEAST_WINDOW = 0.1
 PAPER_FLOOR = 0.5

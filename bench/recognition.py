@@ -24,6 +24,7 @@ import httpx
 import numpy as np
 
 from bench.recognition_sets import (
+    HELD_OUT,
     Upload,
     encode,
     legible_uploads,
@@ -34,7 +35,6 @@ from bench.recognition_sets import (
 from contract import OUTPUT_REFUSAL, SIGNATURE_IMAGE_BYTES
 from scripts.services import gateway_command, model_server_command, model_url, start, stop
 
-HELD_OUT = "other-writers-8px"
 # CI fails below these (share answered right for legible kinds, share refused for the rest):
 # tripwires for regressions, set under the measured figures (docs/recognition.md) by more
 # than twice the sampling noise of CI's 200 uploads per kind (100 per non-digit kind).
@@ -126,7 +126,7 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
         def share(counts: Counter[str], key: str) -> str:
             return f"{counts[key] / counts['n']:.2%}"
 
-        name = f"{kind} (held out)" if kind == HELD_OUT else kind
+        name = f"{kind} (held out)" if kind in HELD_OUT else kind
         right = (share(gateway, "right"), share(graph, "right")) if legible else ("", "")
         lines.append(
             f"| {name} | {gateway['n']} | {share(gateway, 'refused')} | {right[0]} | "
@@ -135,7 +135,7 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
         if legible:
             floor = FLOORS[
                 "held_out_right"
-                if kind == HELD_OUT
+                if kind in HELD_OUT
                 else "mnist_right"
                 if kind == "mnist-png"
                 else "right"
@@ -147,10 +147,12 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
         elif gateway["refused"] / gateway["n"] < FLOORS["refused"]:
             failures.append(f"{kind}: {gateway['refused'] / gateway['n']:.2%} refused")
     legible_n = sum(
-        r["gateway"]["n"] for k, r in rows.items() if labels[k] is not None and k != HELD_OUT
+        r["gateway"]["n"] for k, r in rows.items() if labels[k] is not None and k not in HELD_OUT
     )
     legible_refused = sum(
-        r["gateway"]["refused"] for k, r in rows.items() if labels[k] is not None and k != HELD_OUT
+        r["gateway"]["refused"]
+        for k, r in rows.items()
+        if labels[k] is not None and k not in HELD_OUT
     )
     other_n = sum(r["gateway"]["n"] for k, r in rows.items() if labels[k] is None)
     other_refused = sum(r["gateway"]["refused"] for k, r in rows.items() if labels[k] is None)
@@ -158,7 +160,7 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
     lines += [
         "",
         f"- legible digits refused through the gateway: {legible_refused}/{legible_n} "
-        f"({legible_refused / legible_n:.2%}; held-out set not counted)",
+        f"({legible_refused / legible_n:.2%}; held-out kinds not counted)",
         f"- not one digit, refused through the gateway: {other_refused}/{other_n} "
         f"({other_refused / other_n:.2%})",
         f"- gateway and in-graph signature give the same answer (digit or refusal): "

@@ -66,24 +66,28 @@ def digit_mask(mask: np.ndarray, ink: np.ndarray, flat_field: FlatField | None) 
     if count == 0:
         return REFUSAL_BLANK
     if count == 1 and flat_field is None:  # one part on one paper level: it is all there is
-        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        inked_rows, inked_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        box = mask[inked_rows[0] : inked_rows[-1] + 1, inked_cols[0] : inked_cols[-1] + 1]
         return REFUSAL_BLANK if is_frame(box) else mask
     parts = parts_of(mask, ink, labels, count)
     frames = np.array([is_frame(parts.part(i)) for i in range(count)])
     if frames.all():
         return REFUSAL_BLANK  # an empty box
-    # A texture is judged whole: every strong part but printed boxes.
-    strong = ~frames & (parts.peak >= FAINT_PEAK)
-    if strong.any() and patterned(parts.mask(strong)):
-        return REFUSAL_PATTERN
-    background = frames.copy()
+    background, shallow = frames.copy(), np.zeros(count, bool)
     if flat_field is not None:
+        deepest = float(flat_field.depth.max())
         # Parts never touch, so each part's inside distance is the whole mask's.
         distance = inside_distance(mask)
         middles = mask & (distance == ndimage.maximum_filter(distance, size=3))
         for i in range(count):
-            background[i] |= not_ink_on_paper(parts, i, flat_field, distance, middles)
+            shallow[i] = (
+                flat_field.depth[parts.boxes[i]][parts.part(i)].max() < LEVEL_SHARE * deepest
+            )
+            background[i] |= shallow[i] or not_on_paper(parts, i, flat_field, distance, middles)
+    # A texture is judged whole: every strong part but printed boxes and a desk's grain.
+    strong = ~frames & ~shallow & (parts.peak >= FAINT_PEAK)
+    if strong.any() and patterned(parts.mask(strong)):
+        return REFUSAL_PATTERN
     height, width = mask.shape
     spans = np.array([max(r.stop - r.start, c.stop - c.start) for r, c in parts.boxes])
     may_be_digit = ~background & (spans >= DIGIT_PART_SPAN * max(height, width))
@@ -121,20 +125,17 @@ def patterned(mask: np.ndarray) -> bool:
     return bands > MAX_BANDS or border_runs(mask) > MAX_BORDER_RUNS
 
 
-def not_ink_on_paper(
+def not_on_paper(
     parts: Parts, index: int, flat_field: FlatField, distance: np.ndarray, middles: np.ndarray
 ) -> bool:
-    """In a photo: too shallow (the grain of a desk), or not darker than the page on both
-    sides a few of its stroke widths away (the edge of a desk, the tip of a shadow).
-    `distance` is the mask's inside distance, `middles` its local maxima (the strokes'
-    middles)."""
+    """In a photo: not darker than the page on both sides a few of its stroke widths away,
+    as the edge of a desk or the tip of a shadow is not. `distance` is the mask's inside
+    distance, `middles` its local maxima (the strokes' middles)."""
     part = parts.part(index)
     rows, cols = parts.boxes[index]
     depth = flat_field.depth[rows, cols][part]
-    if depth.max() < LEVEL_SHARE * float(flat_field.depth.max()):
-        return True
-    width = 2 * float(np.median(distance[rows, cols][part & middles[rows, cols]]))
-    reach = round(RIDGE_REACH * width) + 1
+    stroke = 2 * float(np.median(distance[rows, cols][part & middles[rows, cols]]))
+    reach = round(RIDGE_REACH * stroke) + 1
     ys, xs = np.nonzero(part)
     ys, xs = ys + rows.start, xs + cols.start
     page = flat_field.page

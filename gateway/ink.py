@@ -23,6 +23,7 @@ from contract import (
     SHADE_CEILING,
     SHADE_FLOOR,
     SHADE_GRADIENT,
+    SHADE_WIDTH,
     SHADED_SHARE,
     STROKE_PERCENTILE,
     WINDOW_PER_STROKE,
@@ -73,13 +74,15 @@ def in_shadow(pixels: np.ndarray, border: np.ndarray) -> bool:
     """Is part of the page in shadow: a flat plateau darker than the paper, but not as dark
     as ink? Anti-aliased and blurred strokes are not flat, ink is darker, and a shadow (a
     hand, the phone) comes in over the border, which is then not one level."""
-    if float(border.max() - border.min()) <= BORDER_FLAT:
+    if float(border.max() - border.min()) <= BORDER_FLAT or min(pixels.shape) < 2:
         return False
     paper = float(np.percentile(pixels, 98))
     rows, cols = np.gradient(pixels)
     plateau = (pixels > SHADE_FLOOR * paper) & (pixels < SHADE_CEILING * paper)
     plateau &= np.abs(rows) + np.abs(cols) < SHADE_GRADIENT
-    return bool(plateau.mean() >= SHADED_SHARE)
+    # Wider than a pen: the inside of a bold grey stroke is flat too, but narrow.
+    wide = ndimage.minimum_filter(plateau, size=_odd(SHADE_WIDTH * max(pixels.shape)))
+    return bool(wide.mean() >= SHADED_SHARE)
 
 
 def _closing(pixels: np.ndarray, window: int) -> np.ndarray:

@@ -55,8 +55,9 @@ def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     image = Image.fromarray(_pen(np.asarray(image), int(rng.integers(-1, 6))))
     chance = rng.random()
     if chance < 0.3:
-        # A low-resolution original, 9-16 px tall, enlarged again with smoothing.
-        small = int(rng.integers(9, 17))
+        # A low-resolution original, 6-16 px tall (as small as an 8x8 scan of a digit),
+        # enlarged again with smoothing.
+        small = int(rng.integers(6, 17))
         image = image.resize((small, small), Image.Resampling.BOX).resize(
             image.size,
             Image.Resampling.BILINEAR if rng.random() < 0.5 else Image.Resampling.BICUBIC,

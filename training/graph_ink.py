@@ -17,6 +17,7 @@ from contract import (
     SHADE_CEILING,
     SHADE_FLOOR,
     SHADE_GRADIENT,
+    SHADE_WIDTH,
     SHADED_SHARE,
     STROKE_PERCENTILE,
     WINDOW_PER_STROKE,
@@ -154,9 +155,15 @@ def in_shadow(pixels: tf.Tensor, border: tf.Tensor) -> tf.Tensor:
         rows, cols = _gradient(pixels, 0), _gradient(pixels, 1)
         plateau = tf.logical_and(pixels > SHADE_FLOOR * paper, pixels < SHADE_CEILING * paper)
         plateau = tf.logical_and(plateau, tf.abs(rows) + tf.abs(cols) < SHADE_GRADIENT)
-        return tf.reduce_mean(tf.cast(plateau, tf.float32)) >= SHADED_SHARE
+        # Wider than a pen: the inside of a bold grey stroke is flat too, but narrow.
+        longer = tf.cast(tf.reduce_max(tf.shape(pixels)), tf.float32)
+        wide = -window_max(-tf.cast(plateau, tf.float32), odd(SHADE_WIDTH * longer))
+        return tf.reduce_mean(wide) >= SHADED_SHARE
 
-    flat_border = tf.reduce_max(border) - tf.reduce_min(border) <= BORDER_FLAT
+    flat_border = tf.logical_or(
+        tf.reduce_max(border) - tf.reduce_min(border) <= BORDER_FLAT,
+        tf.reduce_min(tf.shape(pixels)) < 2,
+    )
     return tf.cond(flat_border, lambda: tf.constant(False), plateau_share)
 
 

@@ -100,22 +100,20 @@ def digit_mask(mask: tf.Tensor, found: InkMap) -> tuple[tf.Tensor, tf.Tensor]:
 def _choose(
     mask: tf.Tensor, found: InkMap, parts: Parts, frames: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    strong = tf.logical_and(tf.logical_not(frames), parts.peak >= FAINT_PEAK)
-    pattern = tf.logical_and(
-        tf.reduce_any(strong),
-        tf.cond(
-            tf.reduce_any(strong),
-            lambda: patterned(_mask_of(parts, strong, mask)),
-            lambda: tf.constant(False),
-        ),
+    shallow, off_paper = tf.cond(
+        found.flat,
+        lambda: not_ink_on_paper(mask, found, parts),
+        lambda: (tf.zeros([parts.count], tf.bool), tf.zeros([parts.count], tf.bool)),
     )
-    background = tf.logical_or(
-        frames,
-        tf.cond(
-            found.flat,
-            lambda: not_ink_on_paper(mask, found, parts),
-            lambda: tf.zeros([parts.count], tf.bool),
-        ),
+    background = tf.logical_or(frames, tf.logical_or(shallow, off_paper))
+    # A texture is judged whole: every strong part but printed boxes and a desk's grain.
+    strong = tf.logical_and(
+        tf.logical_not(tf.logical_or(frames, shallow)), parts.peak >= FAINT_PEAK
+    )
+    pattern = tf.cond(
+        tf.reduce_any(strong),
+        lambda: patterned(_mask_of(parts, strong, mask)),
+        lambda: tf.constant(False),
     )
     height, width = tf.shape(mask)[0], tf.shape(mask)[1]
     spans = tf.maximum(parts.bottom - parts.top, parts.right - parts.left)
@@ -253,8 +251,9 @@ def patterned(mask: tf.Tensor) -> tf.Tensor:
     return tf.logical_or(bands > MAX_BANDS, border_runs(mask) > MAX_BORDER_RUNS)
 
 
-def not_ink_on_paper(mask: tf.Tensor, found: InkMap, parts: Parts) -> tf.Tensor:
-    """gateway.digit_parts.not_ink_on_paper, for every part at once."""
+def not_ink_on_paper(mask: tf.Tensor, found: InkMap, parts: Parts) -> tuple[tf.Tensor, tf.Tensor]:
+    """For every part at once: too shallow (a desk's grain), and not on paper
+    (gateway.digit_parts.not_on_paper: a desk's edge, a shadow's tip)."""
     depth = tf.gather_nd(found.depth, parts.where)
     shallow = tf.math.unsorted_segment_max(depth, parts.part, parts.count) < (
         LEVEL_SHARE * tf.reduce_max(found.depth)
@@ -285,7 +284,7 @@ def not_ink_on_paper(mask: tf.Tensor, found: InkMap, parts: Parts) -> tf.Tensor:
     down = here - tf.maximum(page_at(rows - reach, cols), page_at(rows + reach, cols)) >= level
     ridge = tf.cast(tf.logical_or(across, down), tf.float32)
     share = tf.math.unsorted_segment_mean(ridge, parts.part, parts.count)
-    return tf.logical_or(shallow, share < RIDGE_SHARE)
+    return shallow, share < RIDGE_SHARE
 
 
 def _local_max(values: tf.Tensor) -> tf.Tensor:

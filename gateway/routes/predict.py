@@ -141,6 +141,11 @@ async def predict_batch(request: Request) -> Response:
         raise BadRequestParameters(
             "Invalid request: field 'files' is missing; send one or more images as 'files'."
         )
+    if any(upload.filename is None for upload in files):
+        # Per-file errors are for files; a text field is a mistake in the request.
+        raise BadRequestParameters(
+            "Invalid request: every 'files' part must be a file (an image), not a text field."
+        )
     if len(files) > services.settings.max_batch:
         raise BadRequestParameters(
             f"{len(files)} files is more than the {services.settings.max_batch} allowed per "
@@ -163,9 +168,7 @@ async def predict_batch(request: Request) -> Response:
             )
     version = None
     if images:
-        result = await services.classifier.classify(
-            np.stack(images), pin, request.state.request_id
-        )
+        result = await services.classifier.classify(np.stack(images), pin, request.state.request_id)
         version = str(result.model_version)
         read = iter(zip(result.outputs, images, strict=True))
         for index, upload in enumerate(files):
