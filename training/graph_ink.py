@@ -57,23 +57,30 @@ def window_max(pixels: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
     """scipy.ndimage.maximum_filter(pixels, size=window, mode="reflect") for an odd window:
     the page mirrored at its edges (edge pixels repeated), then a sliding maximum, one
     axis after the other."""
+    return tf.transpose(_axis_max(tf.transpose(_axis_max(pixels, window)), window))
+
+
+def _axis_max(pixels: tf.Tensor, window: tf.Tensor) -> tf.Tensor:
+    """The sliding maximum down the rows. A window longer than twice the rows takes in a
+    whole period of the mirrored page: the column's maximum, everywhere."""
     half = window // 2
-    padded = tf.pad(pixels, [[half, half], [half, half]], mode="SYMMETRIC")
-    image = padded[None, :, :, None]
-    ones = tf.ones([], tf.int32)
-    rows = tf.raw_ops.MaxPoolV2(
-        input=image,
-        ksize=tf.stack([ones, window, ones, ones]),
-        strides=[1, 1, 1, 1],
-        padding="VALID",
-    )
-    both = tf.raw_ops.MaxPoolV2(
-        input=rows,
-        ksize=tf.stack([ones, ones, window, ones]),
-        strides=[1, 1, 1, 1],
-        padding="VALID",
-    )
-    return tf.reshape(both, tf.shape(pixels))  # of the page's shape, rank included
+    rows = tf.shape(pixels)[0]
+
+    def sliding() -> tf.Tensor:
+        padded = tf.pad(pixels, [[half, half], [0, 0]], mode="SYMMETRIC")
+        ones = tf.ones([], tf.int32)
+        pooled = tf.raw_ops.MaxPoolV2(
+            input=padded[None, :, :, None],
+            ksize=tf.stack([ones, window, ones, ones]),
+            strides=[1, 1, 1, 1],
+            padding="VALID",
+        )
+        return tf.reshape(pooled, tf.shape(pixels))
+
+    def whole() -> tf.Tensor:
+        return tf.broadcast_to(tf.reduce_max(pixels, axis=0, keepdims=True), tf.shape(pixels))
+
+    return tf.cond(half <= rows, sliding, whole)
 
 
 def closing(pixels: tf.Tensor, window: tf.Tensor) -> tf.Tensor:

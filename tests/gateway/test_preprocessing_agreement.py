@@ -202,3 +202,22 @@ def test_agreement_graph_reads_exif_in_motorola_byte_order() -> None:
 
     expected = preprocess_upload(encode(upright), 40_000_000)
     assert np.corrcoef(digits.numpy()[0, :, :, 0].ravel(), expected.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 7), (13, 60), (60, 13), (9, 9), (300, 11)])
+def test_agreement_graph_answers_pages_of_any_size_as_the_gateway(size: tuple[int, int]) -> None:
+    """Narrow pages meet windows wider than themselves (the flat field mirrors the page)."""
+    width, height = size
+    page = np.full((height, width), 225.0) + np.linspace(0, 25, width)[None, :]  # uneven light
+    page[height // 3 : 2 * height // 3 + 1, width // 3 : 2 * width // 3 + 1] = 30.0
+    upload = encode(Image.fromarray(page.astype(np.uint8)))
+    try:
+        gateway, refusal = preprocess_upload(upload, 40_000_000), ""
+    except NoDigitFound as refused:
+        gateway, refusal = None, refused.detail
+
+    digits, refusals = normalise_encoded_images(tf.constant([upload]))
+
+    assert refusals.numpy()[0].decode() == refusal
+    if gateway is not None:
+        assert np.abs(gateway - digits.numpy()[0, :, :, 0]).mean() < 0.02
