@@ -208,8 +208,9 @@ def test_agreement_graph_reads_exif_in_motorola_byte_order() -> None:
 def test_agreement_graph_answers_pages_of_any_size_as_the_gateway(size: tuple[int, int]) -> None:
     """Narrow pages meet windows wider than themselves (the flat field mirrors the page)."""
     width, height = size
-    page = np.full((height, width), 225.0) + np.linspace(0, 25, width)[None, :]  # uneven light
+    page = np.full((height, width), 225.0)
     page[height // 3 : 2 * height // 3 + 1, width // 3 : 2 * width // 3 + 1] = 30.0
+    page[:, int(width * 0.6) :] *= 0.5  # a shadow: the flat field, and its windows
     upload = encode(Image.fromarray(page.astype(np.uint8)))
     try:
         gateway, refusal = preprocess_upload(upload, 40_000_000), ""
