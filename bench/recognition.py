@@ -40,7 +40,7 @@ from scripts.services import gateway_command, model_server_command, model_url, s
 # than twice the sampling noise of CI's 200 uploads per kind (100 per non-digit kind).
 FLOORS = {
     "right": 0.94,
-    "held_out_right": 0.92,
+    "held_out_right": 0.82,
     "refused": 0.82,
     "mnist_right": 0.975,
     # The gateway and the in-graph signature: the same digit or the same refusal (a contract).

@@ -1,6 +1,7 @@
 """Which ink is the digit: its 8-connected parts, with what is not the digit left out.
 
-Left out: a box printed round the digit (a form field), specks and stray marks away from it,
+Left out: a box printed round the digit (a form field), also where faint lines show only
+some of its sides, specks and stray marks away from it,
 and in photos, what is dark without being ink on paper (the edge of a desk or a note, the
 tip of a shadow, the grain of a desk). The digit is the heaviest remaining part with the
 parts near it; other big parts stay, so that several digits are still refused as such.
@@ -68,9 +69,13 @@ def digit_mask(mask: np.ndarray, ink: np.ndarray, flat_field: FlatField | None) 
     if count == 1 and flat_field is None:  # one part on one paper level: it is all there is
         inked_rows, inked_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         box = mask[inked_rows[0] : inked_rows[-1] + 1, inked_cols[0] : inked_cols[-1] + 1]
-        return REFUSAL_BLANK if is_frame(box) else mask
+        return REFUSAL_BLANK if frame_sides(box) == 4 else mask
     parts = parts_of(mask, ink, labels, count)
-    frames = np.array([is_frame(parts.part(i)) for i in range(count)])
+    sides = np.array([frame_sides(parts.part(i)) for i in range(count)])
+    # A box, or the sides of one that the light left: then it holds the digit.
+    frames = sides == 4
+    for candidate in np.flatnonzero((sides >= 2) & ~frames):
+        frames[candidate] = holds_another(parts, int(candidate))
     if frames.all():
         return REFUSAL_BLANK  # an empty box
     background, shallow = frames.copy(), np.zeros(count, bool)
@@ -100,19 +105,31 @@ def digit_mask(mask: np.ndarray, ink: np.ndarray, flat_field: FlatField | None) 
     return parts.mask(keep)
 
 
-def is_frame(part: np.ndarray) -> bool:
-    """A box printed in straight lines: full rows at top and bottom, full columns at both
-    sides, and little inside."""
+def frame_sides(part: np.ndarray) -> int:
+    """How many sides of a box printed in straight lines the part has (a full row at its top
+    or bottom, a full column at its left or right), 0 unless it has little inside."""
     height, width = part.shape
     if min(height, width) < 6:
-        return False
+        return 0
     edge = max(1, round(FRAME_EDGE * min(height, width)))
-    sides = (part[:edge], part[-edge:], part[:, :edge].T, part[:, -edge:].T)
-    # One side at a time: most parts are no box, and their top rows say so.
-    if any(side.mean(axis=1).max() < FRAME_FILL for side in sides):
-        return False
     inside = part[2 * edge : -2 * edge, 2 * edge : -2 * edge]
-    return bool(inside.size and inside.mean() < FRAME_INSIDE)
+    if not inside.size or inside.mean() >= FRAME_INSIDE:
+        return 0
+    sides = (part[:edge], part[-edge:], part[:, :edge].T, part[:, -edge:].T)
+    return sum(int(side.mean(axis=1).max() >= FRAME_FILL) for side in sides)
+
+
+def holds_another(parts: Parts, index: int) -> bool:
+    """Another part lies within the part's box."""
+    rows, cols = parts.boxes[index]
+    return any(
+        j != index
+        and r.start >= rows.start
+        and r.stop <= rows.stop
+        and c.start >= cols.start
+        and c.stop <= cols.stop
+        for j, (r, c) in enumerate(parts.boxes)
+    )
 
 
 def patterned(mask: np.ndarray) -> bool:

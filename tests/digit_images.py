@@ -170,5 +170,15 @@ def in_a_printed_box(image: Image.Image) -> Image.Image:
     return boxed
 
 
+def in_a_half_printed_box(image: Image.Image) -> Image.Image:
+    """A form field whose faint print shows two sides of the box, its top and its left."""
+    boxed = image.copy()
+    width, height = image.size
+    draw = ImageDraw.Draw(boxed)
+    draw.line((12, 12, width - 13, 12), fill=40, width=2)
+    draw.line((12, 12, 12, height - 13), fill=40, width=2)
+    return boxed
+
+
 def empty_printed_box() -> Image.Image:
     return in_a_printed_box(Image.new("L", (320, 240), 230))

@@ -82,12 +82,12 @@ def digit_mask(mask: tf.Tensor, found: InkMap) -> tuple[tf.Tensor, tf.Tensor]:
 
     def some_ink() -> tuple[tf.Tensor, tf.Tensor]:
         parts = parts_of(mask, found.ink)
-        frames = is_frame(parts)
+        sides = frame_sides(parts)
         one_plain_part = tf.logical_and(tf.equal(parts.count, 1), tf.logical_not(found.flat))
         chosen, refusal = tf.cond(
             one_plain_part,
-            lambda: (mask, tf.where(frames[0], REFUSAL_BLANK, "")),
-            lambda: _choose(mask, found, parts, frames),
+            lambda: (mask, tf.where(tf.equal(sides[0], 4), REFUSAL_BLANK, "")),
+            lambda: _choose(mask, found, parts, _frames(parts, sides)),
         )
         return chosen, refusal
 
@@ -155,8 +155,29 @@ def _per_line(parts: Parts, line: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
     )
 
 
-def is_frame(parts: Parts) -> tf.Tensor:
-    """gateway.digit_parts.is_frame, for every part at once."""
+def _frames(parts: Parts, sides: tf.Tensor) -> tf.Tensor:
+    """gateway.digit_parts.digit_mask's frames: a box, or two or three of its sides that
+    hold another part."""
+    full = tf.equal(sides, 4)
+    some = tf.reshape(tf.where(tf.logical_and(sides >= 2, tf.logical_not(full))), [-1])
+    index = tf.cast(some, tf.int32)[:, None]
+    within = tf.logical_and(
+        tf.logical_and(
+            parts.top[None, :] >= tf.gather(parts.top, index),
+            parts.left[None, :] >= tf.gather(parts.left, index),
+        ),
+        tf.logical_and(
+            parts.bottom[None, :] <= tf.gather(parts.bottom, index),
+            parts.right[None, :] <= tf.gather(parts.right, index),
+        ),
+    )
+    others = tf.not_equal(tf.range(parts.count)[None, :], index)
+    holds = tf.reduce_any(tf.logical_and(within, others), axis=1)
+    return tf.logical_or(full, tf.scatter_nd(index, holds, [parts.count]))
+
+
+def frame_sides(parts: Parts) -> tf.Tensor:
+    """gateway.digit_parts.frame_sides, for every part at once."""
     rows, cols = tf.cast(parts.where[:, 0], tf.int32), tf.cast(parts.where[:, 1], tf.int32)
     height = parts.bottom - parts.top
     width = parts.right - parts.left
@@ -179,14 +200,18 @@ def is_frame(parts: Parts) -> tf.Tensor:
         band = tf.logical_and(index >= first[:, None], index < last[:, None])
         return tf.reduce_max(tf.where(band, fill, 0.0), axis=1)
 
-    sides = tf.reduce_min(
-        tf.stack(
-            [
-                fullest(row_fill, row_index, parts.top, parts.top + edge),
-                fullest(row_fill, row_index, parts.bottom - edge, parts.bottom),
-                fullest(col_fill, col_index, parts.left, parts.left + edge),
-                fullest(col_fill, col_index, parts.right - edge, parts.right),
-            ]
+    full_sides = tf.reduce_sum(
+        tf.cast(
+            tf.stack(
+                [
+                    fullest(row_fill, row_index, parts.top, parts.top + edge),
+                    fullest(row_fill, row_index, parts.bottom - edge, parts.bottom),
+                    fullest(col_fill, col_index, parts.left, parts.left + edge),
+                    fullest(col_fill, col_index, parts.right - edge, parts.right),
+                ]
+            )
+            >= FRAME_FILL,
+            tf.int32,
         ),
         axis=0,
     )
@@ -202,17 +227,17 @@ def is_frame(parts: Parts) -> tf.Tensor:
     inside_area = tf.cast(
         tf.maximum(height - 4 * edge, 0) * tf.maximum(width - 4 * edge, 0), tf.float32
     )
-    return tf.reduce_all(
+    little_inside = tf.reduce_all(
         tf.stack(
             [
                 shorter >= 6,
-                sides >= FRAME_FILL,
                 inside_area > 0,
                 inside_ink < FRAME_INSIDE * tf.maximum(inside_area, 1.0),
             ]
         ),
         axis=0,
     )
+    return tf.where(little_inside, full_sides, 0)
 
 
 def band_ink(profile: tf.Tensor) -> tf.Tensor:

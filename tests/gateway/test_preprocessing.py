@@ -17,6 +17,7 @@ from tests.digit_images import (
     draw_digit,
     empty_printed_box,
     encode,
+    in_a_half_printed_box,
     in_a_printed_box,
     not_one_digit,
     on_a_desk,
@@ -296,6 +297,7 @@ def test_normalise_is_pure_and_repeatable() -> None:
         pytest.param(on_a_desk, id="card-on-a-darker-desk"),
         pytest.param(with_specks, id="specks-far-from-the-digit"),
         pytest.param(in_a_printed_box, id="printed-box-round-the-digit"),
+        pytest.param(in_a_half_printed_box, id="two-sides-of-a-box-round-the-digit"),
     ],
 )
 def test_preprocess_reads_a_digit_on_a_photographed_page_as_on_clean_paper(

@@ -15,6 +15,7 @@ from tests.digit_images import (
     draw_digit,
     empty_printed_box,
     encode,
+    in_a_half_printed_box,
     in_a_printed_box,
     not_one_digit,
     on_a_desk,
@@ -118,6 +119,7 @@ def photographed_pages() -> list[object]:
         pytest.param(encode(on_a_desk(page), "JPEG", quality=90), id="card-on-a-desk-jpeg"),
         pytest.param(encode(with_specks(page)), id="specks"),
         pytest.param(encode(in_a_printed_box(page)), id="printed-box"),
+        pytest.param(encode(in_a_half_printed_box(page)), id="two-sides-of-a-box"),
     ]
 
 
