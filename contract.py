@@ -10,6 +10,7 @@ MODEL_NAME = "mnist"
 # A version label ("stable", "canary") as a client may put it in a /labels/<label>/ path:
 # 1-64 letters, digits, '_' or '-'. TF Serving itself takes any string in models.config.
 VERSION_LABEL_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+VERSION_LABEL_RULE = "1-64 letters, digits, '_' or '-'"  # the pattern, for messages
 # The label of the version users get: with it set, a version that loads beside it (a canary)
 # gets no traffic until a label names it. Without it, the newest AVAILABLE version serves.
 STABLE_LABEL = "stable"

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from contract import MODEL_NAME, VERSION_LABEL_PATTERN
+from contract import MODEL_NAME, VERSION_LABEL_PATTERN, VERSION_LABEL_RULE
 
 MIB = 1024 * 1024
 # Decoded images above this many pixels are refused before decoding (GATEWAY_MAX_IMAGE_PIXELS).
@@ -73,9 +73,7 @@ class Settings(BaseSettings):
     @classmethod
     def _plain_label(cls, value: str) -> str:
         if not re.fullmatch(VERSION_LABEL_PATTERN, value):
-            raise ValueError(
-                f"GATEWAY_CANARY_LABEL={value!r} must be 1-64 letters, digits, '_' or '-'"
-            )
+            raise ValueError(f"GATEWAY_CANARY_LABEL={value!r} must be {VERSION_LABEL_RULE}")
         return value
 
     @field_validator("feedback_dir", mode="before")

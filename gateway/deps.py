@@ -1,8 +1,9 @@
-"""The gateway's services, built once per app, and what routes ask for per request.
+"""The gateway's services, built once per app, and the dependencies routes declare.
 
-Routes declare `CallDep` (FastAPI solves it per request: one dependency, not one per service).
-The upload routes read `request.app.state.services` directly and call `check_api_key`:
-they skip FastAPI's dependency machinery on the hot path."""
+Routes that read state declare `ContextDep` (one dependency, not one per service). Routes
+that predict or store declare `require_api_key` on their router; the upload routes then read
+`request.app.state.services` directly, keeping the rest of FastAPI's dependency machinery off
+the hot path."""
 
 import hmac
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from gateway.errors import FeatureDisabled, Unauthorized
 from gateway.feedback import FeedbackStore
 from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics
+from gateway.parameters import API_KEY
 from gateway.pins import Pin
 from gateway.serving_client import TFServingClient
 from gateway.versions import VersionResolver
@@ -41,18 +43,18 @@ class Services:
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
+class RequestContext:
     """This gateway's services and this request's id."""
 
     services: Services
     request_id: str
 
 
-async def get_call(request: Request) -> Call:
-    return Call(request.app.state.services, request.state.request_id)
+async def request_context(request: Request) -> RequestContext:
+    return RequestContext(request.app.state.services, request.state.request_id)
 
 
-CallDep = Annotated[Call, Depends(get_call)]
+ContextDep = Annotated[RequestContext, Depends(request_context)]
 
 
 def feedback_store(services: Services) -> FeedbackStore:
@@ -64,11 +66,16 @@ def feedback_store(services: Services) -> FeedbackStore:
     return services.feedback_store
 
 
+async def require_api_key(request: Request) -> None:
+    """The dependency of every route that predicts or stores: `check_api_key`."""
+    check_api_key(request.app.state.services.settings, request.headers)
+
+
 def check_api_key(settings: Settings, headers: Headers) -> None:
     """401 unless the X-API-Key header holds one of GATEWAY_API_KEYS (when any are set)."""
     if not settings.api_keys:
         return
-    offered = headers.get("x-api-key", "").encode()
+    offered = headers.get(API_KEY.name, "").encode()
     # Compare against every key in constant time, so timing reveals neither key nor match.
     matched = False
     for key in settings.api_keys:

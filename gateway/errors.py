@@ -1,4 +1,6 @@
-"""Domain errors raised by the gateway; each maps to one HTTP status in `main.py`."""
+"""Domain errors raised by the gateway. Each class carries its HTTP status and a metrics
+`kind`, and each error the sentence the caller reads; main.py's one handler answers with
+them, and /predict/batch puts them in a file's own entry."""
 
 
 class GatewayError(Exception):
@@ -6,8 +8,6 @@ class GatewayError(Exception):
 
     status_code = 500
     kind = "internal"
-    # The model version whose call failed, when the gateway had resolved it (metrics only).
-    model_version: int | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

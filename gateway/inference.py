@@ -61,45 +61,36 @@ class Classifier:
 
     async def _timed(self, images: np.ndarray, pin: Pin, track: str, request_id: str) -> Classified:
         started = time.perf_counter()
+        # Versions sent by callers never become label values (any number can be sent);
+        # configured ones and those TF Serving named can.
+        version = pin.version if track == TRACK_PRIMARY else None
         try:
-            result = await self._on_resolved_version(images, pin, request_id)
+            target = await self._resolve(pin, request_id)
+            version = target.version
+            try:
+                outputs = await self._client.predict(images, target, request_id)
+            except VersionNotFound:
+                # Swapped out since it was looked up: look again, once.
+                target = await self._resolve(pin, request_id, refresh=True)
+                version = target.version
+                outputs = await self._predict_after_reload(images, target, request_id)
         except GatewayError as exc:
-            # Versions sent by callers never become label values (any number can be sent);
-            # configured ones and those TF Serving named can.
-            failed = exc.model_version or (pin.version if track == TRACK_PRIMARY else None)
-            self._observe(exc.kind, str(failed) if failed else "unknown", track, started)
+            self._observe(exc.kind, str(version) if version else "unknown", track, started)
             raise
-        self._observe("ok", str(result.model_version), track, started)
-        return result
+        self._observe("ok", str(target.version), track, started)
+        return Classified(outputs, target.version)
+
+    async def _predict_after_reload(
+        self, images: np.ndarray, target: VersionInfo, request_id: str
+    ) -> list[ModelOutput]:
+        try:
+            return await self._client.predict(images, target, request_id)
+        except VersionNotFound as exc:
+            raise UpstreamUnavailable("The model is being reloaded; try again shortly.") from exc
 
     def _observe(self, outcome: str, version: str, track: str, started: float) -> None:
         upstream = self._metrics.child(self._metrics.upstream, outcome, version, track)
         upstream.observe(time.perf_counter() - started)
-
-    async def _on_resolved_version(
-        self, images: np.ndarray, pin: Pin, request_id: str
-    ) -> Classified:
-        target = await self._resolve(pin, request_id)
-        try:
-            try:
-                return Classified(
-                    await self._client.predict(images, target, request_id), target.version
-                )
-            except VersionNotFound:
-                # Swapped out since it was looked up: look again, once.
-                target = await self._resolve(pin, request_id, refresh=True)
-                try:
-                    return Classified(
-                        await self._client.predict(images, target, request_id), target.version
-                    )
-                except VersionNotFound as exc:
-                    raise UpstreamUnavailable(
-                        "The model is being reloaded; try again shortly."
-                    ) from exc
-        except GatewayError as exc:
-            # TF Serving named this version, so it may label metrics.
-            exc.model_version = target.version
-            raise
 
     async def _resolve(self, pin: Pin, request_id: str, refresh: bool = False) -> VersionInfo:
         try:

@@ -23,7 +23,7 @@ from gateway.deps import Services
 from gateway.errors import GatewayError
 from gateway.feedback import FeedbackStore
 from gateway.inference import Classifier
-from gateway.metrics import GatewayMetrics, worker_stopped
+from gateway.metrics import GatewayMetrics, note_error, worker_stopped
 from gateway.middleware import REQUEST_ID_HEADER, GatewayMiddleware
 from gateway.routes import feedback, model, operations, predict, ui
 from gateway.schemas import validation_detail
@@ -84,15 +84,15 @@ def _lifespan(
     return lifespan
 
 
-def _add_error_handlers(app: FastAPI, metrics: GatewayMetrics) -> None:
+def _add_error_handlers(app: FastAPI) -> None:
     async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GatewayError)
-        metrics.child(metrics.errors, exc.kind).inc()
+        note_error(request.scope["state"], exc.kind)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        metrics.child(metrics.errors, "bad_parameters").inc()
+        note_error(request.scope["state"], "bad_parameters")
         return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -102,8 +102,8 @@ def _add_error_handlers(app: FastAPI, metrics: GatewayMetrics) -> None:
         )
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Counted by the middleware, which the error has passed on its way here.
         logger.exception("Unexpected error on %s %s", request.method, request.url.path)
-        metrics.child(metrics.errors, "internal").inc()
         return JSONResponse(
             {
                 "detail": "The gateway failed unexpectedly; the error is logged with request id "
@@ -136,7 +136,7 @@ def create_app(
     for router in (operations.router, predict.router, feedback.router, model.router, ui.router):
         app.include_router(router)
     app.mount("/ui", StaticFiles(directory=ui.STATIC_DIR, html=True), name="ui")
-    _add_error_handlers(app, metrics)
+    _add_error_handlers(app)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -110,6 +110,15 @@ class GatewayMetrics:
         return generate_latest(registry)
 
 
+ERROR_KINDS = "error_kinds"  # the key in a request's ASGI state
+
+
+def note_error(state: dict[str, Any], kind: str) -> None:
+    """Note an error of this request (or of one file of a batch). The middleware is the one
+    writer of `gateway_errors`: it counts the noted kinds when the answer has been sent."""
+    state.setdefault(ERROR_KINDS, []).append(kind)
+
+
 def worker_stopped() -> None:
     """Drop this worker's live gauges from the shared figures."""
     if os.environ.get(MULTIPROCESS_DIR_VARIABLE):

@@ -10,7 +10,7 @@ import uuid
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import ERROR_KINDS, GatewayMetrics, note_error
 
 logger = logging.getLogger("gateway.access")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -40,7 +40,8 @@ class GatewayMiddleware:
       reading when Content-Length says so, else as soon as the stream passes it), and 503
       with Retry-After when `max_in_flight` uploads are already running, so overload
       answers fast instead of queueing;
-    - one structured access-log line, and request count and latency by route.
+    - one structured access-log line, request count and latency by route, and the errors
+      noted while answering (`gateway.metrics.note_error`): their one writer.
     """
 
     def __init__(
@@ -66,12 +67,12 @@ class GatewayMiddleware:
         headers = dict(scope["headers"])
         offered = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")
         request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         extra_headers = [*SECURITY_HEADERS, (REQUEST_ID_HEADER, request_id.encode())]
         if scope["path"].startswith("/ui"):
             extra_headers.append(PAGE_POLICY)
         status = 500
-        overflowed = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -81,52 +82,63 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            if not scope["path"].startswith(LIMITED_PREFIXES):
+            if scope["path"].startswith(LIMITED_PREFIXES):
+                await self._upload(scope, receive, send_with_headers, headers)
+            else:
                 await self.app(scope, receive, send_with_headers)
-                return
-            length = headers.get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._refuse(send_with_headers, 413, self.too_large, b"connection", b"close")
-                return
-            if self.in_flight >= self.max_in_flight:
-                await self._refuse(send_with_headers, 503, AT_CAPACITY, b"retry-after", b"1")
-                return
-            received = 0
-
-            async def counting_receive() -> Message:
-                nonlocal received, overflowed
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        overflowed = True
-                        raise BodyTooLarge
-                return message
-
-            async def guarded_send(message: Message) -> None:
-                if not overflowed:  # whatever the app made of a cut-off body, it is a 413
-                    await send_with_headers(message)
-
-            self.in_flight += 1
-            self.metrics.in_flight.inc()
-            try:
-                await self.app(scope, counting_receive, guarded_send)
-            except BodyTooLarge:
-                pass
-            finally:
-                self.in_flight -= 1
-                self.metrics.in_flight.dec()
-            if overflowed:
-                await self._refuse(send_with_headers, 413, self.too_large, b"connection", b"close")
+        except Exception:
+            note_error(state, "internal")  # answered by the app's 500 handler, outside
+            raise
         finally:
             self._record(scope, request_id, status, time.perf_counter() - started)
 
-    async def _refuse(
-        self, send: Send, status: int, body: bytes, header: bytes, value: bytes
+    async def _upload(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
-        self.metrics.child(
-            self.metrics.errors, "too_large" if status == 413 else "overloaded"
-        ).inc()
+        """An upload route: refused early when too large or when the gateway is full."""
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            await self._refuse(scope, send, "too_large")
+            return
+        if self.in_flight >= self.max_in_flight:
+            await self._refuse(scope, send, "overloaded")
+            return
+        received = 0
+        overflowed = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, overflowed
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    overflowed = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not overflowed:  # whatever the app made of a cut-off body, it is a 413
+                await send(message)
+
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except BodyTooLarge:
+            pass
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+        if overflowed:
+            await self._refuse(scope, send, "too_large")
+
+    async def _refuse(self, scope: Scope, send: Send, kind: str) -> None:
+        """413 (closing the connection: the rest of the body is not read) or 503."""
+        note_error(scope["state"], kind)
+        if kind == "too_large":
+            status, body, header = 413, self.too_large, (b"connection", b"close")
+        else:
+            status, body, header = 503, AT_CAPACITY, (b"retry-after", b"1")
         await send(
             {
                 "type": "http.response.start",
@@ -134,7 +146,7 @@ class GatewayMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (header, value),
+                    header,
                 ],
             }
         )
@@ -146,6 +158,8 @@ class GatewayMiddleware:
         metrics = self.metrics
         metrics.child(metrics.requests, template, scope["method"], str(status)).inc()
         metrics.child(metrics.latency, template).observe(elapsed)
+        for kind in scope["state"].get(ERROR_KINDS, ()):
+            metrics.child(metrics.errors, kind).inc()
         if logger.isEnabledFor(logging.INFO):
             line = {
                 "request_id": request_id,

@@ -1,5 +1,6 @@
-"""The gateway's only way to TF Serving: its REST API (contract 2) over one shared httpx
-client. Each method is one call; which version to call is decided in `gateway.versions`.
+"""The gateway's only way to TF Serving: its REST API (contract 2), sent straight to the
+app's one httpx transport (aiohttp's connection pool). Each method is one call; which
+version to call is decided in `gateway.versions`.
 
 Failures become gateway errors: unreachable -> 503, timeout -> 504, an error answer -> 502.
 What is *not there* (a version that is not loaded, a label that is not set) is not an error

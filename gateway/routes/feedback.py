@@ -1,17 +1,17 @@
 """POST /feedback: a user's correction, stored as the normalised digit and one JSON line."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services, check_api_key, feedback_store
+from gateway.deps import Services, feedback_store, require_api_key
 from gateway.errors import BadRequestParameters
-from gateway.openapi import API_KEY, upload_route
+from gateway.parameters import API_KEY, upload_route
 from gateway.routes.predict import json_response, normalised_digit
 from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses, validation_detail
 from gateway.uploads import read_form
 
-router = APIRouter(tags=["feedback"])
+router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)])
 NOT_SENT = "none"  # the predicted_digit label value when the client did not send one
 
 FEEDBACK_RESPONSES = error_responses(
@@ -31,15 +31,13 @@ FEEDBACK_RESPONSES = error_responses(
 @router.post(
     "/feedback",
     status_code=201,
-    response_model=FeedbackResponse,
-    responses=FEEDBACK_RESPONSES,
+    responses={201: {"model": FeedbackResponse}, **FEEDBACK_RESPONSES},
     openapi_extra=upload_route(FeedbackForm, API_KEY),
 )
 async def feedback(request: Request) -> Response:
     """Report the right digit for an image. Stores the normalised 28x28 digit (never the
     upload itself) and its metadata under GATEWAY_FEEDBACK_DIR; 404 when that is unset."""
     services: Services = request.app.state.services
-    check_api_key(services.settings, request.headers)
     store = feedback_store(services)
     form = await read_form(request)
     fields: dict[str, object] = {"file": form.file("file").data}

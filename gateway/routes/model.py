@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from contract import model_card_path
-from gateway.deps import CallDep
+from gateway.deps import ContextDep
 from gateway.errors import UpstreamUnavailable
 from gateway.schemas import ModelInfo, VersionState
 from gateway.versions import VersionResolver
@@ -30,8 +30,8 @@ def read_model_card(base_path: str | None, version: int | None) -> dict[str, obj
 
 
 @router.get("/model", response_model=ModelInfo)
-async def model_info(call: CallDep) -> ModelInfo:
-    services, request_id = call.services, call.request_id
+async def model_info(context: ContextDep) -> ModelInfo:
+    services, request_id = context.services, context.request_id
     settings, resolver = services.settings, services.resolver
     statuses = await services.client.model_status(request_id=request_id)
     pin = services.configured_pin

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.deps import CallDep
+from gateway.deps import ContextDep
 from gateway.schemas import ErrorBody, Health, Message, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -26,18 +26,18 @@ async def healthz() -> Health:
     response_model=Readiness,
     responses={503: {"model": ErrorBody, "description": "The model is not available."}},
 )
-async def readyz(call: CallDep) -> Readiness:
+async def readyz(context: ContextDep) -> Readiness:
     """Readiness: 200 only while TF Serving has the version /predict would use (the newest,
     or the pinned version or label) loaded and AVAILABLE; looked up afresh each time."""
-    services = call.services
+    services = context.services
     pin = services.configured_pin
     info = await services.resolver.resolve(
-        pin.version, pin.label, refresh=True, request_id=call.request_id
+        pin.version, pin.label, refresh=True, request_id=context.request_id
     )
     return Readiness(status="ready", model_version=str(info.version))
 
 
 @router.get("/metrics", response_class=Response, include_in_schema=True)
-async def metrics(call: CallDep) -> Response:
+async def metrics(context: ContextDep) -> Response:
     """Prometheus metrics of this gateway (all its worker processes)."""
-    return Response(call.services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(context.services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

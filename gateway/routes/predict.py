@@ -1,20 +1,22 @@
 """POST /predict and /predict/batch: upload -> normalised digit -> TF Serving -> answer.
 
-These routes read their requests themselves (multipart with python-multipart, parameters
-from the query and headers) and answer with JSON serialised once: on the hot path that costs
-a fraction of FastAPI's form, dependency and response-model machinery. The OpenAPI document
-still describes them (gateway/openapi.py), and the response models below are the contract.
+Each route decodes (the form, the pin and include_image), classifies and encodes. They read
+their requests themselves (multipart with python-multipart, parameters defined in
+gateway/parameters.py) and answer with JSON serialised once: on the hot path that costs a
+fraction of FastAPI's form and response-model machinery. The OpenAPI document describes them
+from the same definitions, and the response models it names are the contract (tests check
+answers against them).
 """
-
 import base64
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services, check_api_key
+from gateway.deps import Services, require_api_key
 from gateway.errors import (
     BadRequestParameters,
     InvalidImage,
@@ -22,7 +24,8 @@ from gateway.errors import (
     PayloadTooLarge,
     UnsupportedImageType,
 )
-from gateway.openapi import API_KEY, INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
+from gateway.metrics import note_error
+from gateway.parameters import API_KEY, INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
 from gateway.pins import Pin, request_pin
 from gateway.preprocessing import encode_png, preprocess_upload
 from gateway.schemas import (
@@ -33,13 +36,12 @@ from gateway.schemas import (
     error_responses,
 )
 from gateway.serving_client import ModelOutput
-from gateway.uploads import Part, read_form
+from gateway.uploads import Form, Part, read_form
 
-router = APIRouter(tags=["predict"])
+router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
 # Uploads up to this size (canvas drawings, phone-size JPEGs) decode in well under a
 # millisecond: inline is cheaper than a hop to the thread pool and back.
 INLINE_DECODE_BYTES = 256 * 1024
-TRUE, FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 # What is wrong with one file of a batch, not with the request: that file gets its own error.
 FILE_ERRORS = (InvalidImage, UnsupportedImageType, PayloadTooLarge, NoDigitFound)
 
@@ -69,13 +71,6 @@ async def normalised_digit(upload: Part, services: Services) -> np.ndarray:
         services.metrics.preprocess.observe(time.perf_counter() - started)
 
 
-def include_image(request: Request) -> bool:
-    text = request.query_params.get("include_image", "false").lower()
-    if text not in TRUE and text not in FALSE:
-        raise BadRequestParameters(f"include_image must be true or false, not {text[:20]!r}.")
-    return text in TRUE
-
-
 def prediction(
     output: ModelOutput, image: np.ndarray, with_image: bool, services: Services, version: str
 ) -> dict[str, object]:
@@ -99,44 +94,74 @@ def json_response(body: dict[str, object], status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code, media_type="application/json")
 
 
-def accepted(request: Request) -> tuple[Services, Pin, bool]:
-    """What both predict routes check before reading the body: the API key, the pin and
-    include_image. Returns the services, the pin and whether to include the image."""
-    services: Services = request.app.state.services
-    check_api_key(services.settings, request.headers)
-    pin = request_pin(request.query_params, request.headers, services.configured_pin)
-    return services, pin, include_image(request)
+@dataclass(frozen=True, slots=True)
+class PredictParameters:
+    """What both predict routes read before the body (the API key is checked already)."""
+
+    services: Services
+    pin: Pin
+    include_image: bool
+    request_id: str
+
+    @classmethod
+    def of(cls, request: Request) -> "PredictParameters":
+        services: Services = request.app.state.services
+        query, headers = request.query_params, request.headers
+        return cls(
+            services,
+            request_pin(query, headers, services.configured_pin),
+            bool(INCLUDE_IMAGE.read(query, headers)),
+            request.state.request_id,
+        )
 
 
 @router.post(
     "/predict",
-    response_model=PredictResponse,
-    responses=ERROR_RESPONSES,
+    responses={200: {"model": PredictResponse}, **ERROR_RESPONSES},
     openapi_extra=upload_route(PredictForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
 )
 async def predict(request: Request) -> Response:
     """Classify one handwritten digit."""
-    services, pin, with_image = accepted(request)
-    form = await read_form(request)
-    image = await normalised_digit(form.file("file"), services)
-    result = await services.classifier.classify(image[None], pin, request.state.request_id)
+    asked = PredictParameters.of(request)
+    image = await normalised_digit((await read_form(request)).file("file"), asked.services)
+    result = await asked.services.classifier.classify(image[None], asked.pin, asked.request_id)
     version = str(result.model_version)
-    answer = prediction(result.outputs[0], image, with_image, services, version)
+    answer = prediction(result.outputs[0], image, asked.include_image, asked.services, version)
     answer["model_version"] = version
     return json_response(answer)
 
 
 @router.post(
     "/predict/batch",
-    response_model=BatchPredictResponse,
-    responses=ERROR_RESPONSES,
+    responses={200: {"model": BatchPredictResponse}, **ERROR_RESPONSES},
     openapi_extra=upload_route(BatchForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
 )
 async def predict_batch(request: Request) -> Response:
     """Classify several digits in one call to the model server. A file that cannot be read
     as one digit gets its own error entry; the others are answered."""
-    services, pin, with_image = accepted(request)
-    files = (await read_form(request)).files("files")
+    asked = PredictParameters.of(request)
+    files = batch_files(await read_form(request), asked.services.settings.max_batch)
+    digits = [await digit_or_error(upload, asked.services, request) for upload in files]
+    images = [digit for digit in digits if isinstance(digit, np.ndarray)]
+    version = None
+    if images:
+        result = await asked.services.classifier.classify(
+            np.stack(images), asked.pin, asked.request_id
+        )
+        version = str(result.model_version)
+        outputs = iter(result.outputs)
+        for index, digit in enumerate(digits):
+            if isinstance(digit, np.ndarray):
+                answer = prediction(
+                    next(outputs), digit, asked.include_image, asked.services, version
+                )
+                digits[index] = {**answer, "filename": files[index].filename}
+    return json_response({"predictions": digits, "model_version": version})
+
+
+def batch_files(form: Form, max_batch: int) -> list[Part]:
+    """The batch's files, or the request's own error (no files, a text field, too many)."""
+    files = form.files("files")
     if not files:
         raise BadRequestParameters(
             "Invalid request: field 'files' is missing; send one or more images as 'files'."
@@ -146,35 +171,23 @@ async def predict_batch(request: Request) -> Response:
         raise BadRequestParameters(
             "Invalid request: every 'files' part must be a file (an image), not a text field."
         )
-    if len(files) > services.settings.max_batch:
+    if len(files) > max_batch:
         raise BadRequestParameters(
-            f"{len(files)} files is more than the {services.settings.max_batch} allowed per "
-            "batch; split the batch."
+            f"{len(files)} files is more than the {max_batch} allowed per batch; split the batch."
         )
-    images: list[np.ndarray] = []
-    entries: list[dict[str, object] | None] = []
-    for upload in files:
-        try:
-            images.append(await normalised_digit(upload, services))
-            entries.append(None)
-        except FILE_ERRORS as exc:
-            # This file alone: the others are still answered.
-            services.metrics.child(services.metrics.errors, exc.kind).inc()
-            entries.append(
-                {
-                    "filename": upload.filename,
-                    "error": {"status": exc.status_code, "detail": exc.detail},
-                }
-            )
-    version = None
-    if images:
-        result = await services.classifier.classify(np.stack(images), pin, request.state.request_id)
-        version = str(result.model_version)
-        read = iter(zip(result.outputs, images, strict=True))
-        for index, upload in enumerate(files):
-            if entries[index] is None:
-                output, image = next(read)
-                answer = prediction(output, image, with_image, services, version)
-                answer["filename"] = upload.filename
-                entries[index] = answer
-    return json_response({"predictions": entries, "model_version": version})
+    return files
+
+
+async def digit_or_error(
+    upload: Part, services: Services, request: Request
+) -> np.ndarray | dict[str, object]:
+    """One file of a batch as the digit the model takes, or its own error entry: the other
+    files are still answered."""
+    try:
+        return await normalised_digit(upload, services)
+    except FILE_ERRORS as exc:
+        note_error(request.scope["state"], exc.kind)
+        return {
+            "filename": upload.filename,
+            "error": {"status": exc.status_code, "detail": exc.detail},
+        }

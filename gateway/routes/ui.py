@@ -5,7 +5,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gateway.deps import CallDep
+from gateway.deps import ContextDep
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter(tags=["ui"])
@@ -18,10 +18,10 @@ class UiSettings(BaseModel):
 
 
 @router.get("/ui/settings", response_model=UiSettings)
-async def ui_settings(call: CallDep) -> UiSettings:
+async def ui_settings(context: ContextDep) -> UiSettings:
     """What the page needs to know: whether to ask for an API key, how big uploads may be,
     whether to offer the "that's wrong" control."""
-    settings = call.services.settings
+    settings = context.services.settings
     return UiSettings(
         api_key_required=bool(settings.api_keys),
         max_upload_bytes=settings.max_upload_bytes,

@@ -6,7 +6,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from tests.digit_images import encode
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import upload
 
@@ -132,3 +134,40 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE gateway_requests_total counter" in response.text
+
+
+def errors_counted(client: TestClient) -> dict[str, float]:
+    """gateway_errors_total by kind, as a scrape reads it."""
+    counted: dict[str, float] = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("gateway_errors_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counted[labels.split('kind="')[1].split('"')[0]] = float(value)
+    return counted
+
+
+def test_each_error_is_counted_once_whoever_answers_it(
+    make_client: Callable[..., TestClient], fake_tf_serving: FakeTFServing
+) -> None:
+    client = make_client(max_upload_bytes=10_000)
+    blank = encode(Image.new("L", (40, 40), 255))
+    files = [("files", ("a.png", upload()["file"][1], "image/png"))] + [
+        ("files", (f"{i}.png", blank, "image/png")) for i in range(2)
+    ]
+    assert client.post("/predict/batch", files=files).status_code == 200  # two no-digit files
+    assert client.post("/predict", files=upload(b"x" * 20_000)).status_code == 413
+    assert client.post("/predict?version=0", files=upload()).status_code == 422
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("a bug")
+
+    fake_tf_serving.failure = broken
+    failing = TestClient(client.app, raise_server_exceptions=False)
+    assert failing.post("/predict", files=upload()).status_code == 500
+
+    assert errors_counted(client) == {
+        "no_digit": 2.0,
+        "too_large": 1.0,
+        "bad_parameters": 1.0,
+        "internal": 1.0,
+    }

@@ -1,0 +1,126 @@
+"""The query and header parameters the upload routes read themselves, each defined once: the
+same object parses a request's value and describes the parameter in the OpenAPI document.
+
+/predict, /predict/batch and /feedback parse their multipart bodies and parameters directly
+(it costs a fraction of FastAPI's form and dependency machinery), so FastAPI cannot document
+them from a signature; `upload_route` documents them from these definitions instead.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+from starlette.datastructures import Headers, QueryParams
+
+from contract import VERSION_LABEL_PATTERN, VERSION_LABEL_RULE
+from gateway.errors import BadRequestParameters
+
+T = TypeVar("T")
+_LABEL = re.compile(VERSION_LABEL_PATTERN)
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter(Generic[T]):
+    """One optional parameter: where it is sent, how it is documented and how it is parsed.
+
+    `parse(text, shown_name)` turns the sent text into the value or raises
+    BadRequestParameters with a sentence that names the parameter as the caller wrote it.
+    """
+
+    where: Literal["query", "header"]
+    name: str
+    schema: dict[str, Any]
+    description: str
+    parse: Callable[[str, str], T]
+
+    @property
+    def shown_name(self) -> str:
+        """The name as documentation writes it: `version`, `X-Model-Version`."""
+        if self.where == "query":
+            return self.name
+        return "-".join(part.capitalize() for part in self.name.split("-"))
+
+    def read(self, query: QueryParams, headers: Headers) -> T | None:
+        """The parsed value, or None when the request does not send the parameter."""
+        text = (query if self.where == "query" else headers).get(self.name)
+        return None if text is None else self.parse(text, self.shown_name)
+
+    def openapi(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in": self.where,
+            "required": False,
+            "schema": self.schema,
+            "description": self.description,
+        }
+
+
+def positive_integer(text: str, name: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1 or len(text) > 19:
+        raise BadRequestParameters(f"{name} must be a positive integer, not {text[:30]!r}.")
+    return int(text)
+
+
+def version_label(text: str, name: str) -> str:
+    # The label becomes part of the upstream URL: only plain names get through.
+    if not _LABEL.fullmatch(text):
+        raise BadRequestParameters(f"The label must be {VERSION_LABEL_RULE}, not {text[:70]!r}.")
+    return text
+
+
+def boolean(text: str, name: str) -> bool:
+    lowered = text.lower()
+    if lowered not in _TRUE and lowered not in _FALSE:
+        raise BadRequestParameters(f"{name} must be true or false, not {lowered[:20]!r}.")
+    return lowered in _TRUE
+
+
+def any_text(text: str, name: str) -> str:
+    return text
+
+
+API_KEY = Parameter(
+    "header", "x-api-key", {"type": "string"}, "Required when the gateway has keys.", any_text
+)
+VERSION = Parameter(
+    "query",
+    "version",
+    {"type": "integer", "minimum": 1},
+    "Pin a model version (overrides GATEWAY_MODEL_VERSION).",
+    positive_integer,
+)
+LABEL = Parameter(
+    "query",
+    "label",
+    {"type": "string", "pattern": VERSION_LABEL_PATTERN},
+    "Pin a version label such as 'stable' or 'canary'.",
+    version_label,
+)
+VERSION_HEADER = Parameter(
+    "header", "x-model-version", {"type": "string"}, "Same as ?version=.", positive_integer
+)
+LABEL_HEADER = Parameter(
+    "header", "x-model-label", {"type": "string"}, "Same as ?label=.", version_label
+)
+INCLUDE_IMAGE = Parameter(
+    "query",
+    "include_image",
+    {"type": "boolean", "default": False},
+    "Also return the normalised 28x28 image as a PNG data URL.",
+    boolean,
+)
+PIN_PARAMETERS = (VERSION, LABEL, VERSION_HEADER, LABEL_HEADER)
+
+
+def upload_route(form: type[BaseModel], *parameters: Parameter[Any]) -> dict[str, Any]:
+    """`openapi_extra` for a route taking `form` as multipart/form-data."""
+    return {
+        "parameters": [parameter.openapi() for parameter in parameters],
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": form.model_json_schema()}},
+        },
+    }
