@@ -1,14 +1,14 @@
 """Realistic inputs for the benchmarks, made in code: canvas drawings and photos of ink on
-paper as uploads, and the normalised tensors the gateway makes of them."""
-
-import io
+paper as uploads, and the normalised tensors the gateway makes of them (the drawing itself
+is tests/digit_images.py's)."""
 
 import numpy as np
 import orjson
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
 from gateway.preprocessing import preprocess_upload
+from tests.digit_images import MARKER_SEVEN, draw_marker_stroke, encode
 
 Upload = tuple[str, bytes, str]  # filename, content, content type
 
@@ -18,22 +18,19 @@ def uploads() -> list[Upload]:
     rng = np.random.default_rng(0)
     files = []
     for index in range(16):
-        digit_stroke = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]
+        # Each a 7 whose foot lands a little further right than the last one's.
+        (foot_x, foot_y) = MARKER_SEVEN[2]
+        seven = [*MARKER_SEVEN[:2], (foot_x + 0.02 * (index % 5), foot_y)]
         if index % 2 == 0:
-            image = Image.new("L", (280, 280), 255)
-            points = [(x * 280, y * 280) for x, y in digit_stroke]
-            ImageDraw.Draw(image).line(points, fill=0, width=16, joint="curve")
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            files.append((f"canvas{index}.png", buffer.getvalue(), "image/png"))
+            canvas = draw_marker_stroke(Image.new("L", (280, 280), 255), seven, ink=0, width=16)
+            files.append((f"canvas{index}.png", encode(canvas), "image/png"))
         else:
             paper = np.clip(rng.normal(205, 6, (480, 640)), 0, 255).astype(np.uint8)
-            image = Image.fromarray(paper)
-            points = [(160 + x * 320, 60 + y * 360) for x, y in digit_stroke]
-            ImageDraw.Draw(image).line(points, fill=40, width=22, joint="curve")
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="JPEG", quality=85)
-            files.append((f"photo{index}.jpg", buffer.getvalue(), "image/jpeg"))
+            photo = draw_marker_stroke(
+                Image.fromarray(paper), seven, ink=40, width=22, box=(160, 60, 320, 360)
+            )
+            jpeg = encode(photo.convert("RGB"), "JPEG", quality=85)
+            files.append((f"photo{index}.jpg", jpeg, "image/jpeg"))
     return files
 
 

@@ -9,7 +9,6 @@ each image alternating between the two, and the ratio printed.
 
 import argparse
 import importlib.util
-import io
 import os
 import statistics
 import sys
@@ -17,37 +16,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
 from gateway.preprocessing import preprocess_upload
+from tests.digit_images import encode, marker_seven
 
 
-def drawn_seven(size: tuple[int, int], stroke: int, dark_on_light: bool) -> Image.Image:
+def seven(size: tuple[int, int], stroke: int, dark_on_light: bool, fmt: str) -> bytes:
+    """A marker 7 across the canvas, encoded as an upload (JPEG at quality 85)."""
     ink, paper = (25, 240) if dark_on_light else (255, 0)
-    image = Image.new("L", size, paper)
-    width, height = size
-    ImageDraw.Draw(image).line(
-        [(width * 0.3, height * 0.25), (width * 0.7, height * 0.25), (width * 0.45, height * 0.8)],
-        fill=ink,
-        width=stroke,
-        joint="curve",
-    )
-    return image
-
-
-def encoded(image: Image.Image, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **({"quality": 85} if fmt == "JPEG" else {}))
-    return buffer.getvalue()
+    image = marker_seven(size, width=stroke, ink=ink, paper=paper)
+    if fmt == "JPEG":
+        return encode(image.convert("RGB"), fmt, quality=85)
+    return encode(image, fmt)
 
 
 CASES = {
-    "28x28 PNG (MNIST-like)": lambda: encoded(drawn_seven((28, 28), 2, False), "PNG"),
-    "280x280 PNG (canvas)": lambda: encoded(drawn_seven((280, 280), 18, True), "PNG"),
-    "1024x768 JPEG (photo)": lambda: encoded(
-        drawn_seven((1024, 768), 30, True).convert("RGB"), "JPEG"
-    ),
+    "28x28 PNG (MNIST-like)": lambda: seven((28, 28), 2, False, "PNG"),
+    "280x280 PNG (canvas)": lambda: seven((280, 280), 18, True, "PNG"),
+    "1024x768 JPEG (photo)": lambda: seven((1024, 768), 30, True, "JPEG"),
 }
 
 

@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ def describe_labels(labels: dict[str, int]) -> str:
     return ", ".join(f"{label} -> {version}" for label, version in sorted(labels.items()))
 
 
+def describe_versions(versions: Iterable[int]) -> str:
+    listed = sorted(versions)
+    return ("version " if len(listed) == 1 else "versions ") + " ".join(str(v) for v in listed)
+
+
 def with_changes(config: Proto, name: str, versions: set[int], labels: dict[str, int]) -> Proto:
     """A copy of `config` whose model `name` has a `specific` policy and these labels."""
     changed = model_server_config_pb2.ModelServerConfig()
@@ -140,7 +146,8 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace `path` in one rename, keeping its permission bits.
 
     The temporary file sits in the same folder so the rename is atomic: a server polling
-    the file reads the old text or the new, never a mix.
+    the file reads the old text or the new, never a mix. gateway/feedback.py keeps a writer
+    of its own: the gateway image holds contract.py and gateway/, not serving/.
     """
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 from urllib.parse import unquote
 
 import numpy as np
@@ -33,6 +33,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import Message, Receive, Scope, Send
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -98,6 +99,9 @@ class ServerSettings:
     allow_version_labels_for_unavailable_models: bool = False
 
 
+_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
+
+
 @dataclass
 class _Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -124,21 +128,23 @@ class _Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
         # labels() checks and hashes its arguments on every call; the children it
-        # returns are fixed, so each is looked up once.
-        self._counters: dict[tuple[str, str], Counter] = {}
-        self._latencies: dict[tuple[str, str], Histogram] = {}
+        # returns are fixed, so each is looked up once. gateway/metrics.py's `child` is the
+        # gateway's copy: its image holds no serving/, and this server imports no gateway.
+        self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
+
+    def _child(self, metric: _Metric, *labels: str) -> _Metric:
+        """`metric.labels(*labels)`, looked up once."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found  # type: ignore[return-value]  # the child of `metric` is of its type
 
     def count_request(self, model: str, status: str) -> None:
-        counter = self._counters.get((model, status))
-        if counter is None:
-            counter = self._counters[model, status] = self.requests.labels(model, status)
-        counter.inc()
+        self._child(self.requests, model, status).inc()
 
     def observe_latency(self, model: str, api: str, seconds: float) -> None:
-        histogram = self._latencies.get((model, api))
-        if histogram is None:
-            histogram = self._latencies[model, api] = self.latency.labels(model, api)
-        histogram.observe(seconds)
+        self._child(self.latency, model, api).observe(seconds)
 
 
 def _error(error: ServingError) -> Reply:

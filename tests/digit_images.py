@@ -1,6 +1,13 @@
-"""Handwriting-like digits drawn in code, so tests need neither MNIST nor a network."""
+"""Handwriting-like digits drawn in code, so tests and benchmarks need neither MNIST nor a
+network: the one place synthetic digits are drawn for them (bench/ imports it too).
+
+Two copies stay outside, each behind an image boundary: training/export.py draws its warm-up
+7 inside the training image, which holds no tests/, and scripts/check_export_in_serving_tf.py
+draws with numpy alone in the serving image's environment, which has no Pillow.
+"""
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -30,6 +37,43 @@ def draw_digit(
         stroke_fill=ink,
     )
     return image
+
+
+def pen_drawing(digit: int = 3, size: int = 280, **options: object) -> Image.Image:
+    """Dark marker on white paper, off centre: a typical canvas or scan."""
+    defaults: dict[str, object] = {"height_fraction": 0.45, "centre": (0.3, 0.62), "stroke": 5}
+    return draw_digit(digit, size=size, dark_on_light=True, **(defaults | options))  # type: ignore[arg-type]
+
+
+# A 7 as a marker draws it: one stroke through three points, (x, y) as fractions of its box.
+MARKER_SEVEN = ((0.3, 0.25), (0.7, 0.25), (0.45, 0.8))
+
+
+def draw_marker_stroke(
+    image: Image.Image,
+    points: Sequence[tuple[float, float]],
+    *,
+    ink: int,
+    width: int,
+    box: tuple[float, float, float, float] | None = None,
+) -> Image.Image:
+    """`image` with one stroke of a marker (round joints) through `points`, given as
+    fractions of `box` (left, top, width, height; default: the whole image)."""
+    left, top, box_width, box_height = box or (0, 0, *image.size)
+    ImageDraw.Draw(image).line(
+        [(left + x * box_width, top + y * box_height) for x, y in points],
+        fill=ink,
+        width=width,
+        joint="curve",
+    )
+    return image
+
+
+def marker_seven(
+    size: tuple[int, int], *, width: int, ink: int = 0, paper: int = 255
+) -> Image.Image:
+    """A 7 drawn with a marker across a whole canvas of `size` (width, height)."""
+    return draw_marker_stroke(Image.new("L", size, paper), MARKER_SEVEN, ink=ink, width=width)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:

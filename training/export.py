@@ -169,7 +169,10 @@ def verify_export(path: Path) -> None:
 
 
 def warmup_drawing() -> bytes:
-    """A PNG of a 7 drawn with a marker: what a canvas sends, for warming up in-graph decoding."""
+    """A PNG of a 7 drawn with a marker: what a canvas sends, for warming up in-graph decoding.
+
+    Drawn here, not by tests/digit_images.py: the training image, which exports, holds no tests/.
+    """
     image = Image.new("L", (96, 96), 255)
     ImageDraw.Draw(image).line([(24, 20), (72, 20), (40, 80)], fill=20, width=8, joint="curve")
     buffer = io.BytesIO()

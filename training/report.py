@@ -1,79 +1,18 @@
-"""What a training run tells people: the model card, plots and the summary table."""
+"""What a training run shows people: the confusion matrix, plots and the summary table
+(the model card is training.model_card's)."""
 
-import datetime as dt
 import io
-import platform
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 
 import numpy as np
 
-from contract import MODEL_NAME, NUM_CLASSES
+from contract import NUM_CLASSES
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     np.add.at(matrix, (labels.astype(np.int64), predicted.astype(np.int64)), 1)
     return matrix
-
-
-def per_class_accuracy(matrix: np.ndarray) -> dict[str, float]:
-    totals = matrix.sum(axis=1)
-    return {
-        str(digit): round(float(matrix[digit, digit] / totals[digit]), 5) if totals[digit] else 0.0
-        for digit in range(NUM_CLASSES)
-    }
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def build_model_card(
-    *,
-    arch: str,
-    epochs: int,
-    seed: int,
-    accuracy: float,
-    loss: float,
-    matrix: np.ndarray,
-    data_source: str,
-    data_sha256: str,
-    train_examples: int,
-    holdout_examples: int,
-    test_examples: int,
-    duration_s: float,
-    parameters: int,
-    calibration: Mapping[str, object],
-) -> dict[str, object]:
-    return {
-        "name": MODEL_NAME,
-        "architecture": arch,
-        "parameters": parameters,
-        "epochs": epochs,
-        "seed": seed,
-        "test_accuracy": round(accuracy, 5),
-        "test_loss": round(loss, 5),
-        "per_class_accuracy": per_class_accuracy(matrix),
-        "data": {
-            "source": data_source,
-            "sha256": data_sha256,
-            "train_examples": train_examples,
-            # The end of the train split, never trained on: the temperature is fitted there.
-            "holdout_examples": holdout_examples,
-            "test_examples": test_examples,
-        },
-        "calibration": dict(calibration),
-        "training_duration_s": round(duration_s, 1),
-        "library_versions": library_versions(),
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
 
 
 def _figure_png(figure: object) -> bytes:

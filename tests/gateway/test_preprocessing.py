@@ -22,6 +22,7 @@ from tests.digit_images import (
     not_one_digit,
     on_a_desk,
     page_with_digit,
+    pen_drawing,
     with_hard_shadow,
     with_specks,
 )
@@ -39,12 +40,6 @@ def ink_box(image: np.ndarray, level: float = 0.05) -> tuple[int, int]:
     rows = np.flatnonzero(image.max(axis=1) > level)
     cols = np.flatnonzero(image.max(axis=0) > level)
     return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
-
-
-def pen_drawing(digit: int = 3, size: int = 280, **options: object) -> Image.Image:
-    """Dark marker on white paper, off centre: a typical canvas or scan."""
-    defaults: dict[str, object] = {"height_fraction": 0.45, "centre": (0.3, 0.62), "stroke": 5}
-    return draw_digit(digit, size=size, dark_on_light=True, **(defaults | options))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("digit", range(10))
