@@ -18,12 +18,14 @@ FALLBACK_LOG_INTERVAL_S = 60.0
 class CanarySplit:
     """Sends `percent` of the requests without a pin of their own to `label`.
 
-    `draw` returns uniform numbers in [0, 1); tests may put a seeded generator there.
+    `draw` returns uniform numbers in [0, 1) and `clock` seconds (both given to create_app;
+    tests pass a seeded generator and a fake clock).
     """
 
     percent: float
     label: str
     draw: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
     _last_log: float = field(default=-math.inf, repr=False)
 
     @property
@@ -34,7 +36,7 @@ class CanarySplit:
         return self.percent > 0 and self.draw() * 100 < self.percent
 
     def should_log_fallback(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_log < FALLBACK_LOG_INTERVAL_S:
             return False
         self._last_log = now

@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contract import MODEL_NAME, VERSION_LABEL_PATTERN, VERSION_LABEL_RULE
 
+# prometheus_client keeps each worker's metrics in this folder when it is set at its import.
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
 MIB = 1024 * 1024
 # Decoded images above this many pixels are refused before decoding (GATEWAY_MAX_IMAGE_PIXELS).
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000

@@ -1,9 +1,9 @@
 """Which ink is the digit: its 8-connected parts, with what is not the digit left out.
 
-Left out: a box printed round the digit (a form field), also where faint lines show only
-some of its sides, specks and stray marks away from it,
-and in photos, what is dark without being ink on paper (the edge of a desk or a note, the
-tip of a shadow, the grain of a desk). The digit is the heaviest remaining part with the
+Left out: a box printed round the digit (a form field), also when faint lines show only two
+or three of its sides; specks and stray marks away from it; and in photos, what is dark
+without being ink on paper (the edge of a desk or a note, the tip of a shadow, the grain of
+a desk). The digit is the heaviest remaining part with the
 parts near it; other big parts stay, so that several digits are still refused as such.
 The same rules run in the SavedModel's graph (training/graph_preprocessing.py).
 """

@@ -5,7 +5,10 @@ gateway.main:create_app`: settings are read when the app is built, not at import
 import contextlib
 import gc
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,9 +37,17 @@ logger = logging.getLogger(__name__)
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]
 
 
-def _lifespan(
-    settings: Settings, metrics: GatewayMetrics, transport: httpx.AsyncBaseTransport | None
-) -> Lifespan:
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """What the gateway takes from the world besides its settings: the network under the TF
+    Serving client, the canary's random draws and the clock. Tests replace them."""
+
+    transport: httpx.AsyncBaseTransport | None = None  # None: aiohttp's pool, to the network
+    draw: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
+
+
+def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_keys:
@@ -57,14 +68,16 @@ def _lifespan(
         )
         # aiohttp's pool under httpx's transport API: httpx's own pool scans every
         # connection for every request, which dominates at high concurrency.
-        async with transport or AiohttpTransport(limits=limits) as upstream:
+        async with world.transport or AiohttpTransport(limits=limits) as upstream:
             client = TFServingClient(
                 upstream,
                 settings.tf_serving_url,
                 settings.model_name,
                 httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
             )
-            canary = CanarySplit(settings.canary_percent, settings.canary_label)
+            canary = CanarySplit(
+                settings.canary_percent, settings.canary_label, world.draw, world.clock
+            )
             resolver = VersionResolver(
                 client, settings.version_cache_s, canary.label if canary.enabled else None
             )
@@ -119,9 +132,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    draw: Callable[[], float] = random.random,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """Build the gateway. `transport` replaces the network under the TF Serving client (tests)."""
+    """Build the gateway. Tests replace the network under the TF Serving client
+    (`transport`), the canary's draws in [0, 1) and the clock of its caches and logs."""
     settings = settings or get_settings()
     metrics = GatewayMetrics()
     if settings.canary_percent > 0:
@@ -131,7 +149,7 @@ def create_app(
         title="MNIST Classification API",
         description="Classify handwritten digits. Upload an image of one digit to /predict.",
         version="1.0.0",
-        lifespan=_lifespan(settings, metrics, transport),
+        lifespan=_lifespan(settings, metrics, Environment(transport, draw, clock)),
     )
     for router in (operations.router, predict.router, feedback.router, model.router, ui.router):
         app.include_router(router)

@@ -17,7 +17,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+from gateway.config import MULTIPROCESS_DIR_VARIABLE
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
