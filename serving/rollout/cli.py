@@ -26,13 +26,14 @@ def _add_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The common options, accepted before or after the step's name."""
 
     def default(value: object) -> object:
+        # Help texts name the defaults themselves: %(default)s would read SUPPRESS.
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
         "--config",
         type=Path,
         default=default(DEFAULT_CONFIG),
-        help="the models.config to edit (default: %(default)s)",
+        help=f"the models.config to edit (default: {DEFAULT_CONFIG})",
     )
     parser.add_argument("--model-name", default=default(MODEL_NAME))
     parser.add_argument(
@@ -46,13 +47,13 @@ def _add_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--timeout",
         type=float,
         default=default(DEFAULT_TIMEOUT_S),
-        help="seconds each wait for the servers may take (default: %(default)s)",
+        help=f"seconds each wait for the servers may take (default: {DEFAULT_TIMEOUT_S})",
     )
     parser.add_argument(
         "--interval",
         type=float,
         default=default(DEFAULT_INTERVAL_S),
-        help="seconds between two looks at the servers (default: %(default)s)",
+        help=f"seconds between two looks at the servers (default: {DEFAULT_INTERVAL_S})",
     )
     parser.add_argument(
         "--dry-run", action="store_true", default=default(False), help="print, do not write"
