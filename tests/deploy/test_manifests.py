@@ -220,8 +220,6 @@ def test_model_name_paths_ports_and_tags_agree() -> None:
     assert services["gateway"]["environment"]["GATEWAY_TF_SERVING_URL"] == "http://tf-serving:8501"
     settings = named("ConfigMap", "gateway-settings")["data"]
     assert settings["GATEWAY_TF_SERVING_URL"].endswith("tf-serving.mnist.svc.cluster.local:8501")
-    readme = (ROOT / "README.md").read_text()
-    assert "tensorflow/serving:2.20.0" in readme
 
 
 def test_compose_start_order_and_health_checks() -> None:

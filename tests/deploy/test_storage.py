@@ -82,18 +82,3 @@ def test_every_pod_using_the_claim_runs_as_the_uid_the_volume_lets_write() -> No
         assert spec["securityContext"]["runAsUser"] == NON_ROOT_UID, obj["metadata"]["name"]
         # No init container: a root chown is what the restricted namespace forbids.
         assert "initContainers" not in spec, obj["metadata"]["name"]
-
-
-def test_storage_choice_is_documented_side_by_side() -> None:
-    doc = (ROOT / "docs/deployment.md").read_text()
-    for needle in (
-        "k8s/10-model-storage.yaml",
-        "k8s/storage/10-model-storage-rwx.yaml",
-        "ReadWriteOnce",
-        "ReadWriteMany",
-        "rancher.io/local-path",
-        "k8s.io/minikube-hostpath",
-        "0777",
-        "fsGroup",
-    ):
-        assert needle in doc, needle

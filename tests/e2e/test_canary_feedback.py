@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +121,13 @@ def predict_many(url: str, count: int) -> list[tuple[int, str]]:
             return list(pool.map(post, range(count)))
 
 
+def until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.05)
+
+
 def metric(url: str, name: str, **labels: str) -> float:
     """One sample from the gateway's /metrics (0 when absent); labels in any order."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
@@ -154,7 +161,10 @@ def test_e2e_canary_takes_its_share_and_never_fails_even_without_its_label(
     assert served == versions[CANARY]
 
     # The canary label is removed while requests flow: none fails, stable serves them all.
-    fallbacks_before = metric(url, "gateway_canary_fallbacks_total", reason="upstream_unavailable")
+    def fallbacks() -> float:
+        return metric(url, "gateway_canary_fallbacks_total", reason="upstream_unavailable")
+
+    fallbacks_before = fallbacks()
     stop = threading.Event()
     during: list[tuple[int, str]] = []
 
@@ -165,10 +175,11 @@ def test_e2e_canary_takes_its_share_and_never_fails_even_without_its_label(
     flowing = threading.Thread(target=flow)
     flowing.start()
     try:
-        time.sleep(0.5)
+        until(lambda: len(during) >= 16, "requests flowing")
         write_config(canary_stack.config, canary_stack.base, {"stable": 1})
         wait_for_label(canary_stack.serving, "canary", present=False)
-        time.sleep(1.5)  # the gateway's cached canary version expires (0.5 s)
+        # The gateway has seen the label gone once a canary draw falls back to stable.
+        until(lambda: fallbacks() > fallbacks_before, "a canary fallback")
         without_label = predict_many(url, REQUESTS)
     finally:
         stop.set()
@@ -177,16 +188,14 @@ def test_e2e_canary_takes_its_share_and_never_fails_even_without_its_label(
     assert during and {status for status, _ in during} == {200}
     assert {status for status, _ in without_label} == {200}
     assert {version for _, version in without_label} == {STABLE}
-    fallbacks = (
-        metric(url, "gateway_canary_fallbacks_total", reason="upstream_unavailable")
-        - fallbacks_before
-    )
-    assert fallbacks >= LOWEST  # counted: the draws still happen, the primary answers them
+    # Counted: the draws still happen, the primary answers them.
+    assert fallbacks() - fallbacks_before >= LOWEST
 
     # The label comes back: the canary takes its share again.
     write_config(canary_stack.config, canary_stack.base, {"stable": 1, "canary": 2})
     wait_for_label(canary_stack.serving, "canary", present=True)
-    time.sleep(1.5)
+    # The gateway has seen it back once the canary answers a request again.
+    until(lambda: (200, CANARY) in predict_many(url, 8), "an answer from the canary")
     again = Counter(version for status, version in predict_many(url, 200) if status == 200)
     assert sum(again.values()) == 200
     assert again[CANARY] >= 15

@@ -105,7 +105,7 @@ def test_local_stack_serves_quick_model_then_swaps_in_the_full_one(
         driver.start()
         try:
             wait_for(lambda: served_recipe(url) == "default", 300, log)
-            time.sleep(2)  # requests keep flowing after the swap
+            wait_for(lambda: versions["2"] >= 10, 60, log)  # requests flow after the swap
         finally:
             stop.set()
             driver.join()

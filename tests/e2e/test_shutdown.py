@@ -30,14 +30,22 @@ def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
 
 
 def _send_half(service: Service, path: str, body: bytes, content_type: str) -> socket.socket:
-    """Open a request and send its headers and only half of its body."""
+    """Open a request and send its headers, then, once the server answers `100 Continue`
+    (the application is reading the body: the request is in flight), half of its body."""
     address = urlsplit(service.url)
     connection = socket.create_connection((address.hostname, address.port), timeout=30)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
     ).encode()
-    connection.sendall(head + body[: len(body) // 2])
+    connection.sendall(head)
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        chunk = connection.recv(1)
+        assert chunk, f"closed before 100 Continue: {interim!r}"
+        interim += chunk
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    connection.sendall(body[: len(body) // 2])
     return connection
 
 
@@ -53,19 +61,29 @@ def _finish(connection: socket.socket, body: bytes) -> tuple[int, dict[str, obje
     return status, json.loads(payload)
 
 
+def _until_refused(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+        except httpx.ConnectError:
+            return
+        except httpx.TransportError:
+            pass  # accepted just before the listener closed, then dropped
+        time.sleep(0.05)
+    raise AssertionError(f"{url} still accepts connections {timeout_s} s after SIGTERM")
+
+
 def _drains_in_flight_request(
     service: Service, path: str, body: bytes, content_type: str
 ) -> dict[str, object]:
     assert service.process is not None
     connection = _send_half(service, path, body, content_type)
-    time.sleep(0.5)  # the server has read the headers: the request is in flight
 
     service.process.send_signal(signal.SIGTERM)
-    time.sleep(1.0)
+    _until_refused(service.url + service.health_path)  # shutting down: no new connections
 
     assert service.process.poll() is None, "exited with a request in flight"
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(service.url + service.health_path, timeout=2)
     status, answer = _finish(connection, body)
     assert status == 200, answer
     # uvicorn re-raises the signal once it has shut down: "ended by SIGTERM" is its clean end.

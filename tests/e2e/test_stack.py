@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -201,9 +201,10 @@ def requests_flowing(url: str) -> Iterator[list[tuple[float, int, str]]]:
 
 
 def _flow(url: str, stop: threading.Event, results: list[tuple[float, int, str]]) -> None:
-    """Keep POSTing a digit until told to stop, recording (time, status, version)."""
+    """Keep POSTing a digit until told to stop, recording (time sent, status, version)."""
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():
+            sent = time.monotonic()
             try:
                 response = client.post(
                     f"{url}/predict", files={"file": ("d.png", drawing(4), "image/png")}
@@ -211,17 +212,30 @@ def _flow(url: str, stop: threading.Event, results: list[tuple[float, int, str]]
                 version = (
                     response.json().get("model_version", "") if response.status_code == 200 else ""
                 )
-                results.append((time.monotonic(), response.status_code, version))
+                results.append((sent, response.status_code, version))
             except httpx.HTTPError as exc:
-                results.append((time.monotonic(), -1, type(exc).__name__))
+                results.append((sent, -1, type(exc).__name__))
             time.sleep(0.02)
+
+
+def until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.05)
+
+
+def answered_after(results: list[tuple[float, int, str]], moment: float) -> int:
+    """How many requests sent after `moment` have their answer."""
+    return sum(1 for sent, _, _ in results if sent > moment)
 
 
 def test_e2e_model_server_outage_gives_503_then_recovers(stack: Stack) -> None:
     with requests_flowing(stack.gateway.url) as results:
-        time.sleep(1.0)
-        stack.serving.stop()
-        time.sleep(1.5)
+        until(lambda: len(results) >= 5, "requests answered before the outage")
+        stack.serving.stop()  # returns once the process has exited
+        stopped = time.monotonic()
+        until(lambda: answered_after(results, stopped) >= 5, "requests answered in the outage")
         ready_while_down = httpx.get(f"{stack.gateway.url}/readyz", timeout=10).status_code
         healthy_while_down = httpx.get(f"{stack.gateway.url}/healthz", timeout=10).status_code
         restarted = time.monotonic()
@@ -232,27 +246,27 @@ def test_e2e_model_server_outage_gives_503_then_recovers(stack: Stack) -> None:
                 recovered = time.monotonic()
                 break
             time.sleep(0.2)
-        time.sleep(1.0)
+        assert recovered is not None
+        until(lambda: answered_after(results, recovered) >= 5, "requests answered after")
 
     assert ready_while_down == 503 and healthy_while_down == 200
     statuses = Counter(status for _, status, _ in results)
     assert set(statuses) <= {200, 503}, statuses  # no 500, no hang, no dropped connection
-    assert statuses[503] > 0
-    assert recovered is not None
-    after = [status for moment, status, _ in results if moment > recovered + 0.5]
-    assert after and set(after) == {200}
+    during = [status for sent, status, _ in results if stopped < sent < restarted]
+    assert during and set(during) == {503}
+    after = [status for sent, status, _ in results if sent > recovered]
+    assert set(after) == {200}
 
 
 def test_e2e_new_version_published_while_requests_flow(stack: Stack) -> None:
     with requests_flowing(stack.gateway.url) as results:
-        time.sleep(1.0)
+        until(lambda: len(results) >= 5, "requests answered before publishing")
         staging = stack.base / ".staging"
         shutil.copytree(stack.base / "1", staging)
         os.rename(staging, stack.base / "2")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(v == "2" for _, _, v in results[-5:]):
-            time.sleep(0.2)
-        time.sleep(1.0)
+        until(lambda: any(v == "2" for _, _, v in results), "an answer from version 2")
+        swapped = time.monotonic()
+        until(lambda: answered_after(results, swapped) >= 5, "requests answered after the swap")
 
     assert [s for _, s, _ in results if s != 200] == []
     versions = [v for _, _, v in results]

@@ -108,41 +108,55 @@ class FakeTFServing:
                 )
             return self.status_body(sorted(self.versions))
         if request.method == "GET" and path.startswith("/v1/models/mnist/versions/"):
-            version = int(path.removeprefix("/v1/models/mnist/versions/").split("/")[0])
-            if path.endswith("/metadata"):
-                if self.versions.get(version) != "AVAILABLE":
-                    return httpx.Response(
-                        404,
-                        json={
-                            "error": f"Servable not found for request: Specific(mnist, {version})"
-                        },
-                    )
-                return self.metadata(version)
-            if version not in self.versions:
-                return httpx.Response(
-                    404, json={"error": f"Could not find version {version} of model mnist"}
-                )
-            return self.status_body([version])
+            return self.version_resource(path)
         if request.method == "GET" and path.startswith("/v1/models/mnist/labels/"):
-            label = path.removeprefix("/v1/models/mnist/labels/").removesuffix("/metadata")
-            if not path.endswith("/metadata"):
-                return self.status_body(sorted(self.versions))  # TF Serving ignores the label
-            if label not in self.labels:
-                return httpx.Response(
-                    400, json={"error": f"Unrecognized servable version label: {label}"}
-                )
-            version = self.labels[label]
+            return self.label_resource(path)
+        return httpx.Response(404, json={"error": f"Servable not found for request: {path}"})
+
+    def version_resource(self, path: str) -> httpx.Response:
+        """GET /v1/models/mnist/versions/<n>[/metadata]."""
+        version = int(path.removeprefix("/v1/models/mnist/versions/").split("/")[0])
+        if path.endswith("/metadata"):
             if self.versions.get(version) != "AVAILABLE":
                 return httpx.Response(
                     404,
                     json={"error": f"Servable not found for request: Specific(mnist, {version})"},
                 )
             return self.metadata(version)
-        return httpx.Response(404, json={"error": f"Servable not found for request: {path}"})
+        if version not in self.versions:
+            return httpx.Response(
+                404, json={"error": f"Could not find version {version} of model mnist"}
+            )
+        return self.status_body([version])
+
+    def label_resource(self, path: str) -> httpx.Response:
+        """GET /v1/models/mnist/labels/<label>[/metadata]."""
+        label = path.removeprefix("/v1/models/mnist/labels/").removesuffix("/metadata")
+        if not path.endswith("/metadata"):
+            return self.status_body(sorted(self.versions))  # TF Serving ignores the label
+        if label not in self.labels:
+            return httpx.Response(
+                400, json={"error": f"Unrecognized servable version label: {label}"}
+            )
+        version = self.labels[label]
+        if self.versions.get(version) != "AVAILABLE":
+            return httpx.Response(
+                404,
+                json={"error": f"Servable not found for request: Specific(mnist, {version})"},
+            )
+        return self.metadata(version)
 
     @property
     def predict_requests(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST"]
+
+
+@pytest.fixture(autouse=True)
+def no_env_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Settings() in a gateway test reads a .env file, the gateway's own (its command,
+    get_settings) included: a developer's would change what the tests see. GATEWAY_*
+    variables are cleared for the whole session (tests/conftest.py)."""
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
 
 
 @pytest.fixture
@@ -169,7 +183,7 @@ def make_client(
             "version_cache_s": 0,
             **overrides,
         }
-        settings = Settings(**values)  # type: ignore[arg-type]
+        settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
         client = TestClient(create_app(settings, transport=httpx.MockTransport(fake_tf_serving)))
         client.__enter__()
         opened.append(client)

@@ -4,6 +4,7 @@ it: request ids, security headers, the upload limits (413, 503) and the access l
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,10 +90,10 @@ def test_overload_answers_503_with_retry_after(
     )
     worker.start()
     try:
-        for _ in range(100):
-            if fake_tf_serving.predict_requests:
-                break
-            threading.Event().wait(0.02)
+        deadline = time.monotonic() + 30
+        while not fake_tf_serving.predict_requests:  # the first is upstream: held in flight
+            assert time.monotonic() < deadline, "the first request never reached upstream"
+            time.sleep(0.02)
         second = client.post("/predict", files=upload())
     finally:
         release.set()

@@ -15,18 +15,23 @@ from hypothesis import HealthCheck, settings
 
 from gateway.config import Settings
 from gateway.main import create_app
+from tests.conftest import gateway_variables
 from tests.gateway.conftest import FakeTFServing
 
 # Removed when the interpreter exits.
 FEEDBACK_DIR = tempfile.TemporaryDirectory(prefix="fuzz-feedback-")
-app = create_app(
-    Settings(
+# Made on import, before any fixture runs: a developer's .env file and GATEWAY_* variables
+# are kept out here.
+with pytest.MonkeyPatch.context() as environment:
+    for name in gateway_variables():
+        environment.delenv(name)
+    SETTINGS = Settings(
+        _env_file=None,  # type: ignore[call-arg]
         tf_serving_url="http://tf-serving:8501",
         version_cache_s=0,
         feedback_dir=Path(FEEDBACK_DIR.name),
-    ),
-    transport=httpx.MockTransport(FakeTFServing()),
-)
+    )
+app = create_app(SETTINGS, transport=httpx.MockTransport(FakeTFServing()))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -2,7 +2,8 @@
 to, how long answers are kept, background renewal, shared lookups and per-pin locks.
 
 Time is a fake clock (the resolver's `time.monotonic`), so "after cache_s" needs no sleeping;
-background renewals are awaited by polling the fake client's call counts."""
+background renewals are awaited by polling the fake client's call counts, and "no renewal"
+is checked once every task a resolve started has run to its end."""
 
 import asyncio
 from collections.abc import Callable, Iterator
@@ -101,6 +102,18 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     raise AssertionError("the background lookup never happened")
 
 
+class Background:
+    """The tasks started since this was made (a renewal is one): `settle` runs them all to
+    their end, so what did not happen was never going to, whatever the machine's speed."""
+
+    def __init__(self) -> None:
+        self.before = asyncio.all_tasks()
+
+    async def settle(self) -> None:
+        while started := asyncio.all_tasks() - self.before:  # all_tasks: those not done
+            await asyncio.gather(*started, return_exceptions=True)
+
+
 async def test_newest_available_version_is_chosen(
     fake: FakeClient, resolver: VersionResolver
 ) -> None:
@@ -162,9 +175,10 @@ async def test_answer_is_kept_for_cache_s(
     first = await resolver.resolve()
     fake.states = {1: "AVAILABLE", 2: "AVAILABLE"}
     clock.now += CACHE_S - 0.1
+    background = Background()
 
     second = await resolver.resolve()
-    await asyncio.sleep(0.02)  # a renewal, were one started, would run here
+    await background.settle()  # a renewal, had one started, has run
 
     assert first == second == VersionInfo(1, takes_pixels=True)
     assert (fake.status_calls, len(fake.info_calls)) == (1, 2)
@@ -176,12 +190,12 @@ async def test_after_cache_s_kept_answer_is_served_at_once_and_renewed_once_in_b
     await resolver.resolve()
     fake.states = {1: "AVAILABLE", 2: "AVAILABLE"}
     clock.now += CACHE_S
+    background = Background()
 
     stale = await resolver.resolve()
     assert fake.status_calls == 1  # answered without waiting for a lookup
     again = await resolver.resolve()
-    await until(lambda: fake.status_calls == 2)
-    await asyncio.sleep(0.02)
+    await background.settle()  # every renewal either resolve started has run
 
     assert stale.version == again.version == 1
     assert fake.status_calls == 2  # one renewal for both requests
@@ -209,8 +223,9 @@ async def test_concurrent_resolves_share_one_lookup(
 ) -> None:
     gate = fake.gates["status"] = asyncio.Event()
     waiting = [asyncio.create_task(resolver.resolve()) for _ in range(5)]
-    await until(lambda: fake.status_calls == 1)
-    await asyncio.sleep(0.02)  # every other resolve is now queued behind the first
+    # The tasks run in order on the loop's next turn: the first reaches the gated lookup,
+    # the other four wait behind it on the pin's lock.
+    await until(lambda: fake.status_calls >= 1)
 
     gate.set()
     answers = await asyncio.gather(*waiting)

@@ -754,7 +754,9 @@ def label_version(client: TestClient, label: str) -> object:
     return int(response.json()["model_spec"]["version"])
 
 
-def test_model_config_file_is_re_read(two_versions: Path, tmp_path: Path) -> None:
+def test_model_config_file_is_re_read(
+    two_versions: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     shutil.copytree(two_versions, tmp_path / "mnist")
     config = tmp_path / "models.config"
     write_config(config, {"stable": 1})
@@ -774,7 +776,12 @@ def test_model_config_file_is_re_read(two_versions: Path, tmp_path: Path) -> Non
         assert label_version(client, "stable") == 2
 
         write_config(config, {"stable": 2, "canary": 3})  # 3 is not loaded: refused
-        time.sleep(0.5)
+        # The refusal is logged once the server has read the file: then, not after some
+        # time, the labels in force are the old ones.
+        deadline = time.monotonic() + 30
+        while "keeping the config in force" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Request to assign label to version 3 of model mnist" in caplog.text
         assert label_version(client, "canary") == "Unrecognized servable version label: canary"
         assert label_version(client, "stable") == 2
 

@@ -383,6 +383,7 @@ def test_rollout_cli_status_and_refusal(config: Path, capsys: pytest.CaptureFixt
 # --- End to end: the real model server, polling the file, under traffic --------------------
 
 BODY = {"instances": [[[[0.0]] * 28] * 28]}
+RELOADED = "Reloaded the model config from"  # the model server's log line
 
 
 class Traffic:
@@ -416,6 +417,14 @@ class Traffic:
         self._thread.start()
         return self
 
+    def answers(self, more: int = 5, timeout_s: float = 60) -> None:
+        """Until each label has answered `more` requests beyond its count now."""
+        wanted = {label: count + more for label, count in self.answered.items()}
+        deadline = time.monotonic() + timeout_s
+        while any(self.answered[label] < wanted[label] for label in wanted):
+            assert time.monotonic() < deadline, f"stalled: {self.answered} {self.failures[-3:]}"
+            time.sleep(0.05)
+
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
@@ -440,6 +449,26 @@ def label_version(url: str, label: str) -> str:
     return str(response.json()["model_spec"]["version"])
 
 
+def scan_after_this(config: Path, log: Path) -> None:
+    """Return once the server has scanned its model folders since this call began.
+
+    The server logs each models.config change it applies, then scans the folders before it
+    reads the file again. Of three changes (whitespace), each awaited in the log, the last
+    is logged after a scan that followed an earlier one, even if the rollout step's own
+    reload was logged after the count was read."""
+    text = config.read_text()
+    reloads = log.read_text().count(RELOADED)
+    for blank_lines in (1, 2, 3):
+        staging = config.with_suffix(".touched")
+        staging.write_text(text + "\n" * blank_lines)
+        os.replace(staging, config)
+        reloads += 1
+        deadline = time.monotonic() + 60
+        while log.read_text().count(RELOADED) < reloads:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_e2e_rollout_publishes_to_stable_without_a_failed_request(
@@ -458,11 +487,12 @@ def test_e2e_rollout_publishes_to_stable_without_a_failed_request(
         url = server.url
         run_step(config, url, "pin")
         with Traffic(url) as traffic:
-            time.sleep(1)
+            traffic.answers()
             # Publish as training does: copy beside, then rename into place.
             shutil.copytree(exported_model, base / ".staging-2")
             os.rename(base / ".staging-2", base / "2")
-            time.sleep(1.5)  # pinned: the server must not pick it up on its own
+            # Pinned: a scan of the folders that saw version 2 leaves it unloaded.
+            scan_after_this(config, tmp_path / "serving.log")
             assert httpx.get(f"{url}/v1/models/mnist/versions/2").status_code == 404
             out = run_step(config, url, "canary", "2")
             assert "version 2 is AVAILABLE" in out
@@ -472,7 +502,7 @@ def test_e2e_rollout_publishes_to_stable_without_a_failed_request(
             run_step(config, url, "retire")
             status = httpx.get(f"{url}/v1/models/mnist").json()["model_version_status"]
             assert {s["version"]: s["state"] for s in status} == {"1": "END", "2": "AVAILABLE"}
-            time.sleep(1)
+            traffic.answers()  # requests keep being answered after version 1 is retired
         assert traffic.failures == []
         assert min(traffic.answered.values()) >= 10, traffic.answered
         assert "label stable -> 2" in run_step(config, url, "status")

@@ -4,7 +4,7 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -77,23 +77,36 @@ def publish(source: Path, base: Path, version: int) -> None:
 async def test_new_version_swaps_in_without_failed_requests(model_base: Path) -> None:
     async with running_server(model_base, poll_interval_s=0.2) as client:
         failures: list[int] = []
+        answered = 0
         stop = asyncio.Event()
 
         async def load() -> None:
+            nonlocal answered
             while not stop.is_set():
                 response = await client.post("/v1/models/mnist:predict", json=BODY)
                 if response.status_code != 200:
                     failures.append(response.status_code)
+                else:
+                    answered += 1
+
+        def answers(more: int = 16) -> Callable[[], Awaitable[bool]]:
+            """A condition: `more` requests answered beyond those answered now."""
+            wanted = answered + more
+
+            async def done() -> bool:
+                return answered >= wanted
+
+            return done
 
         workers = [asyncio.create_task(load()) for _ in range(8)]
-        await asyncio.sleep(0.5)
+        await wait_for(answers())  # requests flow before the swap
         publish(model_base / "1", model_base, 2)
 
         async def swapped() -> bool:
             return (await status(client)).get("1", ("",))[0] == "END"
 
         await wait_for(swapped)
-        await asyncio.sleep(0.5)
+        await wait_for(answers())  # and after it
         stop.set()
         await asyncio.gather(*workers)
 
