@@ -3,11 +3,14 @@ server at a fixed concurrency, and each server's CPU time (read from /proc, its 
 processes included) is divided by the requests it answered. All rows come from one run.
 
     python -m bench.cpu_per_request --model-dir models/mnist [--seconds 10] [--only gateway]
-        [--profile DIR]
+        [--servers uvicorn granian] [--before-root DIR] [--profile DIR]
 
 Rows: (a) the local model server alone, with the gateway's upstream bodies for one digit;
 (b) gateway (2 workers, as `make run` starts it) -> model server, with a 280x280 PNG upload,
-and /predict/batch of 32 of them; (c) the naive baseline (bench/naive_baseline.py). wrk
+and /predict/batch of 32 of them, on each ASGI server, and as another checkout ran it
+(`--before-root`); (c) the naive baseline (bench/naive_baseline.py). Then, for each gateway,
+where its CPU per upload goes: the steps timed in one process (bench/gateway_steps.py), and
+what the HTTP server and sockets add. wrk
 shares the machine's cores with the servers; its own CPU is reported too, and so are the
 machine's idle time and the time a virtual machine's hypervisor took away (steal) during
 each run.
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.digits import uploads
+from bench.gateway_steps import print_steps, steps
 from contract import SIGNATURE_IMAGE, SIGNATURE_PIXELS
 from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
 from gateway.preprocessing import preprocess_upload
@@ -39,6 +43,8 @@ CONCURRENCY = (1, 32)
 BATCH = 32
 BOUNDARY = "benchboundary7d1c"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SERVERS = ("uvicorn", "granian")
+JSON, MULTIPART = "application/json", f"multipart/form-data; boundary={BOUNDARY}"
 
 # wrk reads the body and headers from files, and prints its summary as one JSON line.
 WRK_SCRIPT = """
@@ -65,6 +71,7 @@ class Target:
     content_type: str
     servers: dict[str, int]  # component -> pid whose process tree serves it
     images_per_request: int = 1
+    concurrencies: tuple[int, ...] = CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,19 @@ def main() -> int:
         help="Measure only these paths (repeatable); default all.",
     )
     parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=list(SERVERS),
+        help="the gateway's ASGI servers to measure (default: both)",
+    )
+    parser.add_argument(
+        "--before-root",
+        type=Path,
+        metavar="DIR",
+        help="also run the gateway from this checkout (the before of a change), as it ran there",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -313,97 +333,17 @@ def main() -> int:
     )
     args = parser.parse_args()
     only = set(args.only or ("model-server", "gateway", "naive"))
-    model_dir = args.model_dir.resolve()
     png = uploads()[0][1]  # a 280x280 PNG canvas drawing
     processes: list[subprocess.Popen[bytes]] = []
     rows: list[Row] = []
-    quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
-        model_server = start(
-            model_server_command(model_dir, MODEL_SERVER_PORT, "--log-level", "warning"),
-            model_url(f"http://127.0.0.1:{MODEL_SERVER_PORT}"),
-            quiet,
-            quiet=True,
-        )
-        processes.append(model_server)
-        targets: list[Target] = []
-        if "model-server" in only:
-            for name, body in upstream_bodies(png).items():
-                if has_signature(body):
-                    targets.append(
-                        Target(
-                            f"(a) model server alone, {name}",
-                            f"{model_url(f'http://127.0.0.1:{MODEL_SERVER_PORT}')}:predict",
-                            body,
-                            "application/json",
-                            {"model server": model_server.pid},
-                        )
-                    )
-        if "gateway" in only:
-            gateway = start(
-                gateway_command(
-                    GATEWAY_PORT, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning"
-                ),
-                f"http://127.0.0.1:{GATEWAY_PORT}/readyz",
-                {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{MODEL_SERVER_PORT}"},
-                quiet=True,
-            )
-            processes.append(gateway)
-            servers = {"gateway": gateway.pid, "model server": model_server.pid}
-            content_type = f"multipart/form-data; boundary={BOUNDARY}"
-            targets.append(
-                Target(
-                    "(b) gateway -> model server, 280x280 PNG",
-                    f"http://127.0.0.1:{GATEWAY_PORT}/predict",
-                    multipart([png], "file"),
-                    content_type,
-                    servers,
-                )
-            )
-        if "naive" in only:
-            version = existing_versions(model_dir)[-1]
-            naive = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "bench.naive_baseline:app",
-                    "--port",
-                    str(NAIVE_PORT),
-                    "--log-level",
-                    "warning",
-                ],
-                f"http://127.0.0.1:{NAIVE_PORT}/docs",
-                {**quiet, "MODEL_PATH": str(model_dir / str(version))},
-                quiet=True,
-            )
-            processes.append(naive)
-            targets.append(
-                Target(
-                    "(c) naive baseline, 280x280 PNG",
-                    f"http://127.0.0.1:{NAIVE_PORT}/predict",
-                    multipart([png], "file"),
-                    f"multipart/form-data; boundary={BOUNDARY}",
-                    {"naive": naive.pid},
-                )
-            )
+        targets = start_targets(args, only, png, processes)
         with tempfile.TemporaryDirectory() as scratch:
             for target in targets:
-                for concurrency in CONCURRENCY:
+                for concurrency in target.concurrencies:
                     drive(target, concurrency, 2, Path(scratch))  # warm up
                     time.sleep(0.5)
                     rows.append(drive(target, concurrency, args.seconds, Path(scratch)))
-            if "gateway" in only:
-                batch = Target(
-                    f"(b) gateway /predict/batch of {BATCH} PNGs",
-                    f"http://127.0.0.1:{GATEWAY_PORT}/predict/batch",
-                    multipart([png] * BATCH, "files"),
-                    f"multipart/form-data; boundary={BOUNDARY}",
-                    servers,
-                    images_per_request=BATCH,
-                )
-                drive(batch, 4, 2, Path(scratch))
-                rows.append(drive(batch, 4, args.seconds, Path(scratch)))
             if args.profile:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 for target in targets:
@@ -411,10 +351,122 @@ def main() -> int:
     finally:
         stop(processes)
     print_table(rows)
+    if "gateway" in only:
+        print_breakdown(rows)
     if args.profile:
         for path in sorted(args.profile.glob("*.txt")):
             print("\n" + summarise_profile(path))
     return 0
+
+
+def start_targets(
+    args: argparse.Namespace, only: set[str], png: bytes, processes: list[subprocess.Popen[bytes]]
+) -> list[Target]:
+    """Start the servers `only` names (each appended to `processes` at once, so that a later
+    failure still stops it) and return what to drive."""
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    model_dir = args.model_dir.resolve()
+    model_server = start(
+        model_server_command(model_dir, MODEL_SERVER_PORT, "--log-level", "warning"),
+        model_url(f"http://127.0.0.1:{MODEL_SERVER_PORT}"),
+        quiet,
+        quiet=True,
+    )
+    processes.append(model_server)
+    targets: list[Target] = []
+    if "model-server" in only:
+        for name, body in upstream_bodies(png).items():
+            if has_signature(body):
+                url = f"{model_url(f'http://127.0.0.1:{MODEL_SERVER_PORT}')}:predict"
+                servers = {"model server": model_server.pid}
+                targets.append(Target(f"(a) model server alone, {name}", url, body, JSON, servers))
+    if "gateway" in only:
+        gateways: list[tuple[str, tuple[str, ...], Path | None]] = [
+            (server, ("--server", server), None) for server in args.servers
+        ]
+        if args.before_root:
+            gateways.insert(0, ("before", (), args.before_root.resolve()))
+        for index, (name, extra, root) in enumerate(gateways):
+            port = GATEWAY_PORT + 10 * index
+            gateway = start(
+                gateway_command(
+                    port, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning", *extra
+                ),
+                f"http://127.0.0.1:{port}/readyz",
+                {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{MODEL_SERVER_PORT}"},
+                quiet=True,
+                cwd=root,
+            )
+            processes.append(gateway)
+            targets += gateway_targets(name, port, png, gateway.pid, model_server.pid)
+    if "naive" in only:
+        naive = start_naive(model_dir, quiet)
+        processes.append(naive)
+        targets.append(
+            Target(
+                "(c) naive baseline, 280x280 PNG",
+                f"http://127.0.0.1:{NAIVE_PORT}/predict",
+                multipart([png], "file"),
+                MULTIPART,
+                {"naive": naive.pid},
+            )
+        )
+    return targets
+
+
+def gateway_targets(
+    server: str, port: int, png: bytes, gateway_pid: int, model_server_pid: int
+) -> list[Target]:
+    servers = {"gateway": gateway_pid, "model server": model_server_pid}
+    return [
+        Target(
+            f"(b) gateway [{server}] -> model server, 280x280 PNG",
+            f"http://127.0.0.1:{port}/predict",
+            multipart([png], "file"),
+            MULTIPART,
+            servers,
+        ),
+        Target(
+            f"(b) gateway [{server}] /predict/batch of {BATCH} PNGs",
+            f"http://127.0.0.1:{port}/predict/batch",
+            multipart([png] * BATCH, "files"),
+            MULTIPART,
+            servers,
+            images_per_request=BATCH,
+            concurrencies=(4,),
+        ),
+    ]
+
+
+def start_naive(model_dir: Path, quiet: dict[str, str]) -> subprocess.Popen[bytes]:
+    version = existing_versions(model_dir)[-1]
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.naive_baseline:app",
+            "--port",
+            str(NAIVE_PORT),
+            "--log-level",
+            "warning",
+        ],
+        f"http://127.0.0.1:{NAIVE_PORT}/docs",
+        {**quiet, "MODEL_PATH": str(model_dir / str(version))},
+        quiet=True,
+    )
+
+
+def print_breakdown(rows: list[Row]) -> None:
+    """Where a served upload's gateway CPU goes: the steps measured in one process
+    (bench/gateway_steps.py), and the rest, for each gateway measured above at c=32."""
+    found = steps(runs=2000)
+    for row in rows:
+        name = row.target.name
+        if name.startswith("(b) gateway") and "/predict/batch" not in name:
+            if row.concurrency == max(CONCURRENCY):
+                print(f"\n{name}, c={row.concurrency}: {os.cpu_count()} cores, the same run\n")
+                print_steps(found, row.cpu_ms["gateway"])
 
 
 if __name__ == "__main__":

@@ -96,8 +96,16 @@ async def classify_all(
     return answers
 
 
-def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[str, list[str]]:
-    """The printed table, and the kinds below their floors through the gateway."""
+def legible_floor(kind: str) -> float:
+    if kind in HELD_OUT:
+        return FLOORS["held_out_right"]
+    return FLOORS["mnist_right" if kind == "mnist-png" else "right"]
+
+
+def counted(
+    uploads: list[Upload], answers: dict[str, list[int | None]]
+) -> dict[str, dict[str, Counter[str]]]:
+    """kind -> path (gateway, graph) -> uploads, refused and right."""
     rows: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for index, upload in enumerate(uploads):
         for path, digits in answers.items():
@@ -107,6 +115,12 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
                 counts["refused"] += 1
             elif digits[index] == upload.label:
                 counts["right"] += 1
+    return rows
+
+
+def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[str, list[str]]:
+    """The printed table, and the kinds below their floors through the gateway."""
+    rows = counted(uploads, answers)
     lines = [
         "| kind | uploads | gateway: refused | gateway: right | graph: refused | graph: right "
         "| agree |",
@@ -133,13 +147,7 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
             f"{share(graph, 'refused')} | {right[1]} | {same / gateway['n']:.2%} |"
         )
         if legible:
-            floor = FLOORS[
-                "held_out_right"
-                if kind in HELD_OUT
-                else "mnist_right"
-                if kind == "mnist-png"
-                else "right"
-            ]
+            floor = legible_floor(kind)
             if gateway["right"] / gateway["n"] < floor:
                 failures.append(
                     f"{kind}: {gateway['right'] / gateway['n']:.2%} right < {floor:.0%}"

@@ -80,15 +80,27 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    latest = existing_versions(args.model_dir)[-1]
+    log, memory, events = soak(args.model_dir, args.seconds, args.concurrency)
+    failures = report(args.seconds, args.concurrency, log, memory, events)
+    print("PASS" if not failures else "FAIL: " + "; ".join(failures))
+    return 1 if failures else 0
+
+
+Log = list[tuple[float, int, float]]  # (started, status, seconds) of each request
+Memory = list[tuple[float, int]]  # (when, gateway RSS in KiB)
+
+
+def soak(model_dir: Path, seconds: float, concurrency: int) -> tuple[Log, Memory, dict[str, float]]:
+    """Load the stack for `seconds`; kill the model server, restart it, publish version 2."""
+    latest = existing_versions(model_dir)[-1]
     scratch = Path(tempfile.mkdtemp(prefix="soak-"))
     base = scratch / MODEL_NAME
-    shutil.copytree(args.model_dir / str(latest), base / "1")
+    shutil.copytree(model_dir / str(latest), base / "1")
     serving_url, gateway_url = "http://127.0.0.1:18901", "http://127.0.0.1:18902"
     quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     serving_command = model_server_command(base, 18901, "--log-level", "warning")
-    log: list[tuple[float, int, float]] = []
-    memory: list[tuple[float, int]] = []
+    log: Log = []
+    memory: Memory = []
     events: dict[str, float] = {}
     serving = gateway = None
     try:
@@ -103,10 +115,10 @@ def main() -> int:
         async def scenario() -> None:
             nonlocal serving
             began = time.monotonic()
-            load = asyncio.create_task(drive(gateway_url, args.concurrency, args.seconds, log))
+            load = asyncio.create_task(drive(gateway_url, concurrency, seconds, log))
             marks = {"kill": 0.30, "restart": 0.45, "publish": 0.70}
             while not load.done():
-                elapsed = (time.monotonic() - began) / args.seconds
+                elapsed = (time.monotonic() - began) / seconds
                 memory.append((time.monotonic(), rss_kib(gateway.pid)))
                 if elapsed >= marks["kill"] and "kill" not in events:
                     events["kill"] = time.monotonic()
@@ -129,7 +141,13 @@ def main() -> int:
         # Whatever started, even when the other did not.
         stop([process for process in (gateway, serving) if process is not None])
         shutil.rmtree(scratch, ignore_errors=True)
+    return log, memory, events
 
+
+def report(
+    seconds: float, concurrency: int, log: Log, memory: Memory, events: dict[str, float]
+) -> list[str]:
+    """Print the soak's phases, timeouts and memory; what failed."""
     grace = 5.0  # the gateway notices a returned model server within its version cache
     phases = {
         "before the kill": (0.0, events["kill"]),
@@ -137,7 +155,7 @@ def main() -> int:
         "after it is back": (events["serving"] + grace, float("inf")),
     }
     print(
-        f"\nSoak: {args.seconds:.0f} s at concurrency {args.concurrency}, {os.cpu_count()} cores, "
+        f"\nSoak: {seconds:.0f} s at concurrency {concurrency}, {os.cpu_count()} cores, "
         f"one upload in four invalid; version 2 published at "
         f"{events['publish'] - log[0][0]:.0f} s"
     )
@@ -156,7 +174,7 @@ def main() -> int:
     timeouts = [f"{started - origin:.1f}" for started, status, _ in log if status in (-1, 504)]
     print(f"events: {marks}; timeouts started at (s): {', '.join(timeouts[:8]) or 'none'}")
     slowest = max(duration for _, _, duration in log)
-    warm = [kib for moment, kib in memory if moment > log[0][0] + 0.1 * args.seconds]
+    warm = [kib for moment, kib in memory if moment > log[0][0] + 0.1 * seconds]
     growth = (warm[-1] - warm[0]) / warm[0]
     print(
         f"slowest request {slowest:.2f} s (timeout {TIMEOUT_S:.0f} s); gateway RSS after "
@@ -166,8 +184,7 @@ def main() -> int:
         failures.append(f"a request took {slowest:.1f} s")
     if growth > 0.10:
         failures.append(f"gateway memory grew {growth:.0%}")
-    print("PASS" if not failures else "FAIL: " + "; ".join(failures))
-    return 1 if failures else 0
+    return failures
 
 
 if __name__ == "__main__":

@@ -58,10 +58,10 @@ def fit_step_ms(model: Any, batch: int, steps: int) -> float:
     times: list[float] = []
 
     class StepTimes(keras.callbacks.Callback):  # type: ignore[misc]
-        def on_train_batch_begin(self, batch: int, logs: object = None) -> None:
+        def on_train_batch_begin(self, batch: int, logs: object = None) -> None:  # noqa: ARG002
             self.started = time.perf_counter()
 
-        def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+        def on_train_batch_end(self, batch: int, logs: object = None) -> None:  # noqa: ARG002
             times.append(time.perf_counter() - self.started)
 
     model.fit(images, labels, batch_size=batch, epochs=1, verbose=0, callbacks=[StepTimes()])

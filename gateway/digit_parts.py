@@ -52,7 +52,7 @@ class Parts:
         return np.asarray(self.labels[rows, cols] == index + 1)
 
 
-def parts_of(mask: np.ndarray, ink: np.ndarray, labels: np.ndarray, count: int) -> Parts:
+def parts_of(ink: np.ndarray, labels: np.ndarray, count: int) -> Parts:
     boxes = ndimage.find_objects(labels)
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
     # Box by box: scipy's per-label maximum sorts every pixel.
@@ -70,7 +70,7 @@ def digit_mask(mask: np.ndarray, ink: np.ndarray, flat_field: FlatField | None) 
         inked_rows, inked_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         box = mask[inked_rows[0] : inked_rows[-1] + 1, inked_cols[0] : inked_cols[-1] + 1]
         return REFUSAL_BLANK if frame_sides(box) == 4 else mask
-    parts = parts_of(mask, ink, labels, count)
+    parts = parts_of(ink, labels, count)
     sides = np.array([frame_sides(parts.part(i)) for i in range(count)])
     # A box, or the sides of one that the light left: then it holds the digit.
     frames = sides == 4

@@ -108,13 +108,13 @@ def _add_error_handlers(app: FastAPI) -> None:
         note_error(request.scope["state"], "bad_parameters")
         return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
         # Counted by the middleware, which the error has passed on its way here.
         logger.exception("Unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(

@@ -64,7 +64,7 @@ def positive_integer(text: str, name: str) -> int:
     return int(text)
 
 
-def version_label(text: str, name: str) -> str:
+def version_label(text: str, _name: str) -> str:
     # The label becomes part of the upstream URL: only plain names get through.
     if not _LABEL.fullmatch(text):
         raise BadRequestParameters(f"The label must be {VERSION_LABEL_RULE}, not {text[:70]!r}.")
@@ -78,7 +78,7 @@ def boolean(text: str, name: str) -> bool:
     return lowered in _TRUE
 
 
-def any_text(text: str, name: str) -> str:
+def any_text(text: str, _name: str) -> str:
     return text
 
 

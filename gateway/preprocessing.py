@@ -61,6 +61,19 @@ _DOCUMENT_SIGNATURES = {
 }
 
 
+def _not_an_image(data: bytes) -> InvalidImage | UnsupportedImageType:
+    """A document (PDF, SVG, HTML) is named as such; anything else is unreadable."""
+    head = data[:256].lstrip().lower()
+    for signature, kind in _DOCUMENT_SIGNATURES.items():
+        if head.startswith(signature.lower()):
+            return UnsupportedImageType(
+                f"{kind} files are not supported; send PNG, JPEG, GIF, WebP, BMP or TIFF."
+            )
+    return InvalidImage(
+        "The uploaded file is not a readable image; send a PNG or JPEG image of a digit."
+    )
+
+
 def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode an upload into a grayscale ("L") image with any transparency flattened onto white.
 
@@ -77,15 +90,7 @@ def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
-        head = data[:256].lstrip().lower()
-        for signature, kind in _DOCUMENT_SIGNATURES.items():
-            if head.startswith(signature.lower()):
-                raise UnsupportedImageType(
-                    f"{kind} files are not supported; send PNG, JPEG, GIF, WebP, BMP or TIFF."
-                ) from exc
-        raise InvalidImage(
-            "The uploaded file is not a readable image; send a PNG or JPEG image of a digit."
-        ) from exc
+        raise _not_an_image(data) from exc
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels(max_pixels) from exc
     except (OSError, ValueError, SyntaxError) as exc:

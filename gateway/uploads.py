@@ -5,9 +5,13 @@ user images never touch the disk.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
+
+if TYPE_CHECKING:  # python-multipart declares its callbacks' types for checkers only
+    from python_multipart.multipart import MultipartCallbacks
 
 from gateway.errors import BadRequestParameters, MalformedRequest
 from gateway.schemas import UPLOAD_HINT
@@ -58,66 +62,68 @@ async def read_form(request: Request) -> Form:
         raise BadRequestParameters(
             f"Invalid request: the body is not multipart/form-data. {UPLOAD_HINT}"
         )
-    body = await request.body()
-    parts: list[Part] = []
-    headers: dict[bytes, bytes] = {}
-    field = value = b""
-    chunks: list[bytes] = []
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        nonlocal field
-        field += data[start:end]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        nonlocal value
-        value += data[start:end]
-
-    def on_header_end() -> None:
-        nonlocal field, value
-        headers[field.lower()] = value
-        field = value = b""
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        chunks.append(data[start:end])
-
-    def on_part_end() -> None:
-        if len(parts) >= MAX_PARTS:
-            raise BadRequestParameters(
-                f"The body has more than {MAX_PARTS} parts; send at most that many files."
-            )
-        _, disposition = parse_options_header(headers.get(b"content-disposition"))
-        name = disposition.get(b"name")
-        if name is not None:
-            filename = disposition.get(b"filename")
-            parts.append(
-                Part(
-                    name.decode("utf-8", "replace"),
-                    filename.decode("utf-8", "replace") if filename is not None else None,
-                    b"".join(chunks),
-                )
-            )
-        headers.clear()
-        chunks.clear()
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
+    collector = _PartCollector()
+    parser = MultipartParser(boundary, collector.callbacks())
     try:
-        parser.write(body)
+        parser.write(await request.body())
     except BadRequestParameters:
         raise
     except Exception as exc:  # python-multipart's errors, and what malformed bytes raise
         raise MalformedRequest(MALFORMED) from exc
     if parser.state != MultipartState.END:
         raise MalformedRequest(MALFORMED)
-    return Form(parts)
+    return Form(collector.parts)
+
+
+class _PartCollector:
+    """python-multipart's callbacks: each part's headers and data, kept whole in memory."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+        self._headers: dict[bytes, bytes] = {}
+        self._field = self._value = b""
+        self._chunks: list[bytes] = []
+
+    def callbacks(self) -> "MultipartCallbacks":
+        return {
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+        }
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._chunks.append(data[start:end])
+
+    def _on_part_end(self) -> None:
+        if len(self.parts) >= MAX_PARTS:
+            raise BadRequestParameters(
+                f"The body has more than {MAX_PARTS} parts; send at most that many files."
+            )
+        _, disposition = parse_options_header(self._headers.get(b"content-disposition"))
+        name = disposition.get(b"name")
+        if name is not None:
+            filename = disposition.get(b"filename")
+            self.parts.append(
+                Part(
+                    name.decode("utf-8", "replace"),
+                    filename.decode("utf-8", "replace") if filename is not None else None,
+                    b"".join(self._chunks),
+                )
+            )
+        self._headers.clear()
+        self._chunks.clear()
 
 
 # As Starlette's form parser: a bound on the work a body of many tiny parts can cause.

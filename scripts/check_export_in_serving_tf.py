@@ -423,56 +423,73 @@ def replay_warmup(session: Any, signature_defs: Any, records: list[bytes] | None
         print(f"    no {WARMUP_FILE}: TF Serving loads without warm-up")
         return 0
     for count, record in enumerate(records, start=1):
-        where = f"warm-up record {count}"
-        try:
-            kind, signature_name, inputs, output_filter = parse_warmup_record(record)
-        except CheckFailed as exc:
-            raise CheckFailed(f"{where} does not parse: {exc}") from exc
-        if kind != "predict_log":
-            raise CheckFailed(
-                f"{where} is a {kind}; only predict_log records are expected for this model"
-            )
-        signature_name = signature_name or SIGNATURE_IMAGE
-        if signature_name not in signature_defs:
-            raise CheckFailed(f'{where}: Serving signature key "{signature_name}" not found')
+        name = f"warm-up record {count}"
+        signature_name, inputs, output_filter = record_request(name, record, signature_defs)
+        where = f"{name} ({signature_name})"
         signature = signature_defs[signature_name]
-        if set(inputs) != set(signature.inputs):
-            raise CheckFailed(
-                f"{where} ({signature_name}): inputs {sorted(inputs)} do not match "
-                f"the signature's {sorted(signature.inputs)}"
-            )
-        unknown = [alias for alias in output_filter if alias not in signature.outputs]
-        if unknown or len(set(output_filter)) != len(output_filter):
-            raise CheckFailed(f"{where} ({signature_name}): bad output_filter {output_filter}")
-        feeds = {}
-        batch = None
-        for alias, proto in inputs.items():
-            expected = signature.inputs[alias].dtype
-            if proto.dtype != expected:
-                raise CheckFailed(
-                    f"{where} ({signature_name}): input {alias!r} is "
-                    f"{tf.as_dtype(proto.dtype).name}, "
-                    f"the signature expects {tf.as_dtype(expected).name}"
-                )
-            feeds[alias] = tf.make_ndarray(proto)
-            batch = feeds[alias].shape[0] if feeds[alias].ndim else None
+        feeds = record_feeds(where, signature, inputs)
+        last = list(feeds.values())[-1] if feeds else None
+        batch = last.shape[0] if last is not None and last.ndim else None
         try:
             answer = run_signature(session, signature, feeds, output_filter or None)
         except tf.errors.OpError as exc:
-            raise CheckFailed(f"{where} ({signature_name}) failed to run: {exc.message}") from exc
+            raise CheckFailed(f"{where} failed to run: {exc.message}") from exc
         if set(answer) == set(OUTPUTS) and batch is not None:
-            check_answer(f"{where} ({signature_name})", answer, batch)
+            check_answer(where, answer, batch)
         for alias, value in answer.items():  # with an output_filter: what was asked for
             if batch is not None and (value.ndim == 0 or value.shape[0] != batch):
                 raise CheckFailed(
-                    f"{where} ({signature_name}): output {alias!r} has shape {value.shape} "
-                    f"for a batch of {batch}"
+                    f"{where}: output {alias!r} has shape {value.shape} for a batch of {batch}"
                 )
         shapes = ", ".join(
             f"{alias} {value.dtype}{list(value.shape)}" for alias, value in feeds.items()
         )
-        print(f"    {where}: {signature_name}, inputs {shapes}: ok")
+        print(f"    {name}: {signature_name}, inputs {shapes}: ok")
     return len(records)
+
+
+def record_request(
+    where: str, record: bytes, signature_defs: Any
+) -> tuple[str, dict[str, Any], list[str]]:
+    """A warm-up record's signature name, inputs and output filter, checked against the
+    export's signatures as TF Serving checks them."""
+    try:
+        kind, signature_name, inputs, output_filter = parse_warmup_record(record)
+    except CheckFailed as exc:
+        raise CheckFailed(f"{where} does not parse: {exc}") from exc
+    if kind != "predict_log":
+        raise CheckFailed(
+            f"{where} is a {kind}; only predict_log records are expected for this model"
+        )
+    signature_name = signature_name or SIGNATURE_IMAGE
+    if signature_name not in signature_defs:
+        raise CheckFailed(f'{where}: Serving signature key "{signature_name}" not found')
+    signature = signature_defs[signature_name]
+    if set(inputs) != set(signature.inputs):
+        raise CheckFailed(
+            f"{where} ({signature_name}): inputs {sorted(inputs)} do not match "
+            f"the signature's {sorted(signature.inputs)}"
+        )
+    unknown = [alias for alias in output_filter if alias not in signature.outputs]
+    if unknown or len(set(output_filter)) != len(output_filter):
+        raise CheckFailed(f"{where} ({signature_name}): bad output_filter {output_filter}")
+    return signature_name, inputs, output_filter
+
+
+def record_feeds(where: str, signature: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The record's input tensors, each of the dtype its signature expects."""
+    import tensorflow as tf
+
+    feeds = {}
+    for alias, proto in inputs.items():
+        expected = signature.inputs[alias].dtype
+        if proto.dtype != expected:
+            raise CheckFailed(
+                f"{where}: input {alias!r} is {tf.as_dtype(proto.dtype).name}, "
+                f"the signature expects {tf.as_dtype(expected).name}"
+            )
+        feeds[alias] = tf.make_ndarray(proto)
+    return feeds
 
 
 def check(version_dir: Path, expect_digit: int | None) -> None:

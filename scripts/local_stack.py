@@ -38,7 +38,7 @@ def sample_digit(path: Path) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

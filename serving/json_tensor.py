@@ -393,46 +393,56 @@ def _status_string(error: ServingError) -> str:
     return f"{error.code}: {error.message}"
 
 
-def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, np.ndarray]:
-    def is_object(value: object) -> bool:
-        return isinstance(value, dict) and not _is_b64(value)
+def _is_object(value: object) -> bool:
+    return isinstance(value, dict) and not _is_b64(value)
 
+
+def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, np.ndarray]:
     if not isinstance(instances[0], dict) and len(specs) > 1:
         raise invalid_argument(
             "instances is a plain list, but expecting list of objects as multiple "
             "input tensors required as per tensorinfo_map"
         )
-    if not is_object(instances[0]):
+    if not _is_object(instances[0]):
         ((name, dtype),) = specs.items()
-        if dtype == "string":  # {"b64": ...} objects are values, not objects
-            fast = _fast_strings(instances)
-            if fast is not None:
-                return {name: fast}
-        elif not any(is_object(item) for item in instances):
-            fast = _fast_array(instances, dtype)
-            if fast is not None and fast.ndim >= 1:
-                return {name: fast}
-        columns: dict[str, list[np.ndarray]] = {name: []}
-        for index, item in enumerate(instances):
-            if is_object(item):
-                raise invalid_argument(
-                    "Expecting value/list but got object at item ", index, " of input list"
-                )
-            try:
-                columns[name].append(tensor_from_json(item, dtype))
-                _check_same_shape(columns[name])
-            except ServingError as exc:
-                raise invalid_argument(
-                    "Failed to process element: ",
-                    index,
-                    " of 'instances' list. Error: ",
-                    _status_string(exc),
-                ) from None
-        return {name: np.stack(columns[name]) for name in columns}
+        return {name: _plain_instances(instances, dtype)}
+    return _object_instances(instances, specs)
 
-    columns = {name: [] for name in specs}
+
+def _plain_instances(instances: list[Any], dtype: str) -> np.ndarray:
+    """The one input's tensor from a list of values (the row format without names)."""
+    if dtype == "string":  # {"b64": ...} objects are values, not objects
+        fast = _fast_strings(instances)
+        if fast is not None:
+            return fast
+    elif not any(_is_object(item) for item in instances):
+        fast = _fast_array(instances, dtype)
+        if fast is not None and fast.ndim >= 1:
+            return fast
+    rows: list[np.ndarray] = []
     for index, item in enumerate(instances):
-        if not is_object(item):
+        if _is_object(item):
+            raise invalid_argument(
+                "Expecting value/list but got object at item ", index, " of input list"
+            )
+        try:
+            rows.append(tensor_from_json(item, dtype))
+            _check_same_shape(rows)
+        except ServingError as exc:
+            raise invalid_argument(
+                "Failed to process element: ",
+                index,
+                " of 'instances' list. Error: ",
+                _status_string(exc),
+            ) from None
+    return np.stack(rows)
+
+
+def _object_instances(instances: list[Any], specs: InputSpecs) -> dict[str, np.ndarray]:
+    """Each named input's tensor from a list of objects (the row format with names)."""
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in specs}
+    for index, item in enumerate(instances):
+        if not _is_object(item):
             raise invalid_argument(
                 "Expecting object but got list at item ", index, " of input list"
             )

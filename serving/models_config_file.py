@@ -106,7 +106,7 @@ def rewritten(text: str, name: str, versions: set[int], labels: dict[str, int]) 
         ValueError: the text does not parse, or has no such model.
     """
     expected = with_changes(parse_config(text), name, versions, labels)
-    config = _field(_fields(text, 0, len(text)), "model_config_list", text)
+    config = _field(_fields(text, 0, len(text)), "model_config_list")
     entries = [f for f in _fields(text, config.body_start, config.body_end) if f.name == "config"]
     for entry in entries:
         fields = _fields(text, entry.body_start, entry.body_end)
@@ -256,7 +256,7 @@ def _scalar_end(text: str, position: int) -> int:
     return token.end()
 
 
-def _field(fields: list[_Field], name: str, text: str) -> _Field:
+def _field(fields: list[_Field], name: str) -> _Field:
     for field in fields:
         if field.name == name:
             return field

@@ -462,18 +462,7 @@ class ModelServer:
         target = f"{path}?{query}" if query else path
         if not API_PREFIX.match(target):
             return NOT_FOUND_PAGE
-        chunks = []
-        while True:
-            message: Message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        if body and b"gzip" in _header(scope, b"content-encoding"):
-            if len(body) > GUNZIP_INLINE_BYTES:
-                body = await asyncio.to_thread(gunzip, body)
-            else:
-                body = gunzip(body)
+        body = await _whole_body(scope, receive)
         if method == "OPTIONS":  # a CORS preflight: no body either way
             origin = _header(scope, b"origin").decode("latin-1")
             status = 200 if ORIGIN_WITH_SCHEME.search(origin) else 400
@@ -493,6 +482,22 @@ class ModelServer:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _whole_body(scope: Scope, receive: Receive) -> bytes:
+    """The request's body, inflated when Content-Encoding names gzip."""
+    chunks = []
+    while True:
+        message: Message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if body and b"gzip" in _header(scope, b"content-encoding"):
+        if len(body) > GUNZIP_INLINE_BYTES:
+            return await asyncio.to_thread(gunzip, body)
+        return gunzip(body)
+    return body
 
 
 async def _close(retired: list[Servable]) -> None:

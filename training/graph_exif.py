@@ -33,7 +33,9 @@ def exif_orientation(jpeg: tf.Tensor) -> tf.Tensor:
         )
 
     def next_segment(
-        position: tf.Tensor, tiff: tf.Tensor, step: tf.Tensor
+        position: tf.Tensor,
+        tiff: tf.Tensor,  # noqa: ARG001 (tf.while_loop passes every loop variable)
+        step: tf.Tensor,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         marker = at(position + 1)
         header = at(position + 4 + tf.range(6))

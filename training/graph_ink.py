@@ -98,7 +98,7 @@ def inside_distance(mask: tf.Tensor) -> tf.Tensor:
         pooled = -tf.nn.max_pool2d(-padded[None, :, :, None], 3, 1, "VALID")
         return pooled[0, :, :, 0]
 
-    def more(current: tf.Tensor, total: tf.Tensor) -> tf.Tensor:
+    def more(current: tf.Tensor, total: tf.Tensor) -> tf.Tensor:  # noqa: ARG001 (loop variable)
         return tf.reduce_any(current > 0)
 
     def step(current: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

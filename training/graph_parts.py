@@ -367,7 +367,7 @@ def near_the_heaviest(parts: Parts, keep: tf.Tensor, mask: tf.Tensor) -> tf.Tens
 
     box = tf.stack([parts.top[main], parts.bottom[main], parts.left[main], parts.right[main]])
     group, _, _ = tf.while_loop(
-        lambda group, box, grown: grown, grow, (start, box, tf.constant(True))
+        lambda _group, _box, grown: grown, grow, (start, box, tf.constant(True))
     )
     height, width = tf.shape(mask)[0], tf.shape(mask)[1]
     at_edge = tf.reduce_any(

@@ -148,7 +148,7 @@ def fit(
             super().__init__()
             self.started = time.monotonic()
 
-        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:  # noqa: ARG002 (Keras)
             done = epoch + 1
             remaining = (time.monotonic() - self.started) / done * (epochs - done)
             finish = time.strftime("%H:%M:%S", time.localtime(time.time() + remaining))
