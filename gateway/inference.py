@@ -94,9 +94,7 @@ class Classifier:
 
     async def _resolve(self, pin: Pin, request_id: str, refresh: bool = False) -> VersionInfo:
         try:
-            return await self._resolver.resolve(
-                pin.version, pin.label, refresh=refresh, request_id=request_id
-            )
+            return await self._resolver.resolve(pin, refresh=refresh, request_id=request_id)
         except UpstreamUnavailable as exc:
             if pin.requested and pin.version is not None:
                 # A version the caller asked for: their parameter, not our outage.

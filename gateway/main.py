@@ -79,7 +79,10 @@ def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -
                 settings.canary_percent, settings.canary_label, world.draw, world.clock
             )
             resolver = VersionResolver(
-                client, settings.version_cache_s, canary.label if canary.enabled else None
+                client,
+                settings.version_cache_s,
+                canary.label if canary.enabled else None,
+                world.clock,
             )
             classifier = Classifier(client, resolver, canary, metrics)
             app.state.services = Services(

@@ -14,56 +14,69 @@ the primary's lookups.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from contract import STABLE_LABEL
 from gateway.errors import GatewayError, UpstreamUnavailable
+from gateway.pins import Pin
 from gateway.serving_client import LabelNotSet, TFServingClient, VersionInfo
 
 logger = logging.getLogger(__name__)
-PinKey = tuple[int | None, str | None]  # (version, label); (None, None): stable, else newest
+NEWEST = Pin(None, None)  # no version, no label: the stable label's version, else the newest
 # Callers may pin any number: only versions found loaded are kept, and only this many.
 MAX_KEPT_PINS = 64
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What a pin resolved to (None: nothing loaded for it then), and when it was looked up."""
+
+    found: VersionInfo | None
+    at: float
+
+
 class VersionResolver:
-    def __init__(self, client: TFServingClient, cache_s: float, canary_label: str | None) -> None:
+    def __init__(
+        self,
+        client: TFServingClient,
+        cache_s: float,
+        canary_label: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._cache_s = cache_s
         self._canary_label = canary_label
-        # pin -> (what it resolved to, or None: nothing loaded then; when looked up)
-        self._kept: dict[PinKey, tuple[VersionInfo | None, float]] = {}
-        self._locks: dict[PinKey, asyncio.Lock] = {}
-        self._renewals: dict[PinKey, asyncio.Task[None]] = {}
+        self._clock = clock
+        # Keyed by the pin without `requested`: the same version, whoever pinned it.
+        self._kept: dict[Pin, Lookup] = {}
+        self._locks: dict[Pin, asyncio.Lock] = {}
+        self._renewals: dict[Pin, asyncio.Task[None]] = {}
 
     async def resolve(
-        self,
-        version: int | None = None,
-        label: str | None = None,
-        *,
-        refresh: bool = False,
-        request_id: str | None = None,
+        self, pin: Pin = NEWEST, *, refresh: bool = False, request_id: str | None = None
     ) -> VersionInfo:
         """The loaded version a pin names now.
 
         Raises:
             UpstreamUnavailable: nothing is loaded for the pin.
         """
-        key = (version, label)
+        key = pin._replace(requested=False) if pin.requested else pin
         kept = self._kept.get(key)
         if kept is not None and not refresh:
-            if time.monotonic() - kept[1] >= self._cache_s and key not in self._renewals:
+            if self._clock() - kept.at >= self._cache_s and key not in self._renewals:
                 self._renewals[key] = asyncio.create_task(self._renew(key))
-            return self._found(kept[0], version, label)
-        asked = time.monotonic()
+            return self._found(kept.found, key)
+        asked = self._clock()
         async with self._locks.setdefault(key, asyncio.Lock()):
             kept = self._kept.get(key)
-            if kept is not None and kept[1] >= asked:  # looked up while this one waited
-                return self._found(kept[0], version, label)
+            if kept is not None and kept.at >= asked:  # looked up while this one waited
+                return self._found(kept.found, key)
             info = await self._look_up(key, request_id)
-        return self._found(info, version, label)
+        return self._found(info, key)
 
-    async def _look_up(self, key: PinKey, request_id: str | None) -> VersionInfo | None:
-        version, label = key
+    async def _look_up(self, key: Pin, request_id: str | None) -> VersionInfo | None:
+        version, label, _ = key
         try:
             if version is None and label is None:
                 info = await self._stable_or_newest(request_id)
@@ -77,7 +90,7 @@ class VersionResolver:
             # requests are not kept when absent: any number or name can be sent.
             if len(self._kept) >= MAX_KEPT_PINS and key not in self._kept:
                 self._kept.clear()
-            self._kept[key] = (info, time.monotonic())
+            self._kept[key] = Lookup(info, self._clock())
         else:
             self._kept.pop(key, None)
         return info
@@ -95,7 +108,7 @@ class VersionResolver:
             return None
         return await self._client.version_info(max(available), request_id=request_id)
 
-    async def _renew(self, key: PinKey) -> None:
+    async def _renew(self, key: Pin) -> None:
         try:
             async with self._locks.setdefault(key, asyncio.Lock()):
                 await self._look_up(key, None)
@@ -104,16 +117,14 @@ class VersionResolver:
         finally:
             del self._renewals[key]
 
-    def _found(
-        self, info: VersionInfo | None, version: int | None, label: str | None
-    ) -> VersionInfo:
+    def _found(self, info: VersionInfo | None, pin: Pin) -> VersionInfo:
         if info is not None:
             return info
         name = self._client.model_name
-        if version is not None:
-            what = f"Model version {version} of {name!r} is not available"
-        elif label is not None:
-            what = f"The label {label!r} of model {name!r} has no available version"
+        if pin.version is not None:
+            what = f"Model version {pin.version} of {name!r} is not available"
+        elif pin.label is not None:
+            what = f"The label {pin.label!r} of model {name!r} has no available version"
         else:
             what = (
                 f"The model {name!r} has no available version (or its {STABLE_LABEL!r} "

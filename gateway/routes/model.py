@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from contract import model_card_path
 from gateway.deps import ContextDep
 from gateway.errors import UpstreamUnavailable
+from gateway.pins import Pin
 from gateway.schemas import ModelInfo, VersionState
 from gateway.versions import VersionResolver
 
@@ -35,11 +36,11 @@ async def model_info(context: ContextDep) -> ModelInfo:
     settings, resolver = services.settings, services.resolver
     statuses = await services.client.model_status(request_id=request_id)
     pin = services.configured_pin
-    serving = await _version_or_none(resolver, pin.version, pin.label, request_id)
+    serving = await _version_or_none(resolver, pin, request_id)
     canary = services.canary
     canary_version = None
     if canary.enabled:
-        canary_version = await _version_or_none(resolver, None, canary.label, request_id)
+        canary_version = await _version_or_none(resolver, Pin(None, canary.label), request_id)
     return ModelInfo(
         name=settings.model_name,
         serving_version=str(serving) if serving is not None else None,
@@ -56,11 +57,9 @@ async def model_info(context: ContextDep) -> ModelInfo:
     )
 
 
-async def _version_or_none(
-    resolver: VersionResolver, version: int | None, label: str | None, request_id: str
-) -> int | None:
+async def _version_or_none(resolver: VersionResolver, pin: Pin, request_id: str) -> int | None:
     try:
-        info = await resolver.resolve(version, label, refresh=True, request_id=request_id)
+        info = await resolver.resolve(pin, refresh=True, request_id=request_id)
     except UpstreamUnavailable:
         return None
     return info.version

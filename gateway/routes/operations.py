@@ -31,9 +31,7 @@ async def readyz(context: ContextDep) -> Readiness:
     or the pinned version or label) loaded and AVAILABLE; looked up afresh each time."""
     services = context.services
     pin = services.configured_pin
-    info = await services.resolver.resolve(
-        pin.version, pin.label, refresh=True, request_id=context.request_id
-    )
+    info = await services.resolver.resolve(pin, refresh=True, request_id=context.request_id)
     return Readiness(status="ready", model_version=str(info.version))
 
 

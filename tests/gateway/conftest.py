@@ -1,6 +1,7 @@
 """A fake TF Serving at the transport seam, and gateway clients wired to it."""
 
 import base64
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -174,17 +175,19 @@ def fake_tf_serving() -> FakeTFServing:
 def make_client(
     fake_tf_serving: FakeTFServing,
 ) -> Iterator[Callable[..., TestClient]]:
-    """Builds a gateway TestClient (lifespan running) with settings overrides."""
+    """Builds a gateway TestClient (lifespan running) with settings overrides, and the
+    canary's random draws when a test sets them."""
     opened: list[TestClient] = []
 
-    def make(**overrides: object) -> TestClient:
+    def make(*, draw: Callable[[], float] = random.random, **overrides: object) -> TestClient:
         values: dict[str, object] = {
             "tf_serving_url": "http://tf-serving:8501",
             "version_cache_s": 0,
             **overrides,
         }
         settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
-        client = TestClient(create_app(settings, transport=httpx.MockTransport(fake_tf_serving)))
+        transport = httpx.MockTransport(fake_tf_serving)
+        client = TestClient(create_app(settings, transport=transport, draw=draw))
         client.__enter__()
         opened.append(client)
         return client

@@ -19,11 +19,10 @@ def two_versions(fake_tf_serving: FakeTFServing) -> FakeTFServing:
     return fake_tf_serving
 
 
-def with_draws(client: TestClient, draws: list[float]) -> TestClient:
-    """Replace the gateway's random draws by these, in order."""
-    numbers: Iterator[float] = iter(draws)
-    client.app.state.services.canary.draw = lambda: next(numbers)  # type: ignore[attr-defined]
-    return client
+def draws(numbers: list[float]) -> Callable[[], float]:
+    """The gateway's random draws: these, in order."""
+    found: Iterator[float] = iter(numbers)
+    return lambda: next(found)
 
 
 def canary_metadata_calls(fake: FakeTFServing) -> int:
@@ -33,8 +32,8 @@ def canary_metadata_calls(fake: FakeTFServing) -> int:
 def test_canary_share_of_draws_goes_to_canary_label_rest_to_primary(
     make_client: Callable[..., TestClient], two_versions: FakeTFServing
 ) -> None:
-    client = with_draws(
-        make_client(model_label="stable", canary_percent=20), [0.05, 0.5, 0.19, 0.2, 0.99]
+    client = make_client(
+        model_label="stable", canary_percent=20, draw=draws([0.05, 0.5, 0.19, 0.2, 0.99])
     )
 
     versions = [client.post("/predict", files=upload()).json()["model_version"] for _ in range(5)]
@@ -48,8 +47,7 @@ def test_canary_share_of_draws_goes_to_canary_label_rest_to_primary(
 def test_canary_seeded_share_is_near_the_percent(
     make_client: Callable[..., TestClient], two_versions: FakeTFServing
 ) -> None:
-    client = make_client(model_label="stable", canary_percent=30)
-    client.app.state.services.canary.draw = random.Random(18).random  # type: ignore[attr-defined]
+    client = make_client(model_label="stable", canary_percent=30, draw=random.Random(18).random)
 
     versions = [client.post("/predict", files=upload()).json()["model_version"] for _ in range(200)]
 
@@ -61,7 +59,7 @@ def test_canary_without_a_configured_pin_the_rest_go_to_stable(
     make_client: Callable[..., TestClient], two_versions: FakeTFServing
 ) -> None:
     two_versions.versions = {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE"}
-    client = with_draws(make_client(canary_percent=50), [0.1, 0.9])
+    client = make_client(canary_percent=50, draw=draws([0.1, 0.9]))
 
     first = client.post("/predict", files=upload())
     second = client.post("/predict", files=upload())
@@ -230,7 +228,7 @@ def test_canary_label_from_a_request_is_not_remembered_when_missing(
 def test_canary_metrics_per_version_for_comparison(
     make_client: Callable[..., TestClient], two_versions: FakeTFServing
 ) -> None:
-    client = with_draws(make_client(model_label="stable", canary_percent=50), [0.1, 0.9, 0.9])
+    client = make_client(model_label="stable", canary_percent=50, draw=draws([0.1, 0.9, 0.9]))
 
     for _ in range(3):
         client.post("/predict", files=upload())

@@ -1,7 +1,7 @@
 """VersionResolver (gateway/versions.py) with a fake client: which version a pin resolves
 to, how long answers are kept, background renewal, shared lookups and per-pin locks.
 
-Time is a fake clock (the resolver's `time.monotonic`), so "after cache_s" needs no sleeping;
+Time is a fake clock given to the resolver, so "after cache_s" needs no sleeping;
 background renewals are awaited by polling the fake client's call counts, and "no renewal"
 is checked once every task a resolve started has run to its end."""
 
@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import gateway.versions
 from gateway.errors import UpstreamUnavailable
+from gateway.pins import Pin
 from gateway.serving_client import LabelNotSet, VersionInfo, VersionStatus
 from gateway.versions import VersionResolver
 
@@ -69,18 +69,18 @@ class FakeClient:
 
 
 class Clock:
+    """Seconds that pass only when a test moves `now`."""
+
     def __init__(self) -> None:
         self.now = 1000.0
 
-    def monotonic(self) -> float:
+    def __call__(self) -> float:
         return self.now
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(gateway.versions, "time", fake)
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def fake() -> FakeClient:
 
 @pytest.fixture
 def resolver(fake: FakeClient, clock: Clock) -> Iterator[VersionResolver]:
-    yield VersionResolver(fake, CACHE_S, "canary")  # type: ignore[arg-type]
+    yield VersionResolver(fake, CACHE_S, "canary", clock)  # type: ignore[arg-type]
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -163,8 +163,8 @@ async def test_pinned_version_and_label_resolve_through_metadata(
     fake.states = {1: "AVAILABLE", 2: "AVAILABLE"}
     fake.labels = {"stable": 1}
 
-    assert (await resolver.resolve(2)).version == 2
-    assert (await resolver.resolve(label="stable")).version == 1
+    assert (await resolver.resolve(Pin(2, None))).version == 2
+    assert (await resolver.resolve(Pin(None, "stable"))).version == 1
     assert fake.status_calls == 0
     assert fake.info_calls == [(2, None), (None, "stable")]
 
@@ -239,10 +239,10 @@ async def test_unknown_label_is_unavailable_and_not_kept(
 ) -> None:
     for _ in range(2):
         with pytest.raises(UpstreamUnavailable, match="The label 'nightly' of model 'mnist'"):
-            await resolver.resolve(label="nightly")
+            await resolver.resolve(Pin(None, "nightly"))
     fake.labels = {"nightly": 1}
 
-    assert (await resolver.resolve(label="nightly")).version == 1
+    assert (await resolver.resolve(Pin(None, "nightly"))).version == 1
     assert fake.info_calls == [(None, "nightly")] * 3
 
 
@@ -251,16 +251,16 @@ async def test_canary_label_absence_is_kept_and_renewed_in_background(
 ) -> None:
     for _ in range(3):
         with pytest.raises(UpstreamUnavailable, match="'canary'"):
-            await resolver.resolve(label="canary")
+            await resolver.resolve(Pin(None, "canary"))
     assert fake.info_calls == [(None, "canary")]
 
     fake.labels = {"canary": 1}
     clock.now += CACHE_S
     with pytest.raises(UpstreamUnavailable):  # the kept answer, while it is renewed
-        await resolver.resolve(label="canary")
+        await resolver.resolve(Pin(None, "canary"))
     await until(lambda: len(fake.info_calls) == 2)
 
-    assert (await resolver.resolve(label="canary")).version == 1
+    assert (await resolver.resolve(Pin(None, "canary"))).version == 1
 
 
 async def test_failed_renewal_keeps_serving_the_kept_answer_and_is_tried_again(
@@ -288,7 +288,7 @@ async def test_slow_canary_lookup_does_not_hold_up_the_primary(
 ) -> None:
     gate = fake.gates["label:canary"] = asyncio.Event()
     fake.labels = {"canary": 1}
-    canary = asyncio.create_task(resolver.resolve(label="canary"))
+    canary = asyncio.create_task(resolver.resolve(Pin(None, "canary")))
     await until(lambda: (None, "canary") in fake.info_calls)
 
     primary = await asyncio.wait_for(resolver.resolve(), timeout=5)
@@ -327,12 +327,12 @@ async def test_close_cancels_renewals(
 async def test_absent_version_is_not_kept(
     fake: FakeClient, clock: Clock, canary_label: str | None, version: int | None
 ) -> None:
-    resolver = VersionResolver(fake, CACHE_S, canary_label)  # type: ignore[arg-type]
+    resolver = VersionResolver(fake, CACHE_S, canary_label, clock)  # type: ignore[arg-type]
     fake.states = {}
 
     with pytest.raises(UpstreamUnavailable):
-        await resolver.resolve(version)
+        await resolver.resolve(Pin(version, None))
     fake.states = {7: "AVAILABLE"}
 
     # Loaded a moment later: found by the next request, not after cache_s.
-    assert (await resolver.resolve(version)).version == 7
+    assert (await resolver.resolve(Pin(version, None))).version == 7
