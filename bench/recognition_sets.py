@@ -144,7 +144,10 @@ def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """Ink on paper under uneven light, with sensor noise, as a 640x480 phone JPEG."""
     height = int(rng.integers(150, 330))
-    ink = np.asarray(_scaled(digit, height, bold=float(rng.uniform(0, 0.02))), np.float32) / 255
+    bold = float(rng.uniform(0, 0.02))
+    ink = np.asarray(_scaled(digit, height, bold), np.float32) / 255
+    if ink.shape[1] > 640:  # a very wide digit: as tall as the page's width allows
+        ink = np.asarray(_scaled(digit, height * 640 // ink.shape[1], bold), np.float32) / 255
     page = np.full((480, 640), float(rng.integers(185, 235)), np.float32)
     slope = rng.uniform(-0.06, 0.06, 2)
     rows, cols = np.mgrid[:480, :640]
