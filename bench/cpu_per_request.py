@@ -3,12 +3,12 @@ server at a fixed concurrency, and each server's CPU time (read from /proc, its 
 processes included) is divided by the requests it answered. All rows come from one run.
 
     python -m bench.cpu_per_request --model-dir models/mnist [--seconds 10] [--only gateway]
-        [--servers uvicorn granian] [--before-root DIR] [--profile DIR]
+        [--before-root DIR] [--profile DIR]
 
 Rows: (a) the local model server alone, with the gateway's upstream bodies for one digit;
 (b) gateway (2 workers, as `make run` starts it) -> model server, with a 280x280 PNG upload,
-and /predict/batch of 32 of them, on each ASGI server, and as another checkout ran it
-(`--before-root`); (c) the naive baseline (bench/naive_baseline.py). Then, for each gateway,
+and /predict/batch of 32 of them, from this checkout and, with `--before-root`, as another
+checkout ran it; (c) the naive baseline (bench/naive_baseline.py). Then, for each gateway,
 where its CPU per upload goes: the steps timed in one process (bench/gateway_steps.py), and
 what the HTTP server and sockets add. wrk
 shares the machine's cores with the servers; its own CPU is reported too, and so are the
@@ -43,7 +43,6 @@ CONCURRENCY = (1, 32)
 BATCH = 32
 BOUNDARY = "benchboundary7d1c"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SERVERS = ("uvicorn", "granian")
 JSON, MULTIPART = "application/json", f"multipart/form-data; boundary={BOUNDARY}"
 
 # wrk reads the body and headers from files, and prints its summary as one JSON line.
@@ -311,13 +310,6 @@ def main() -> int:
         help="Measure only these paths (repeatable); default all.",
     )
     parser.add_argument(
-        "--servers",
-        nargs="+",
-        choices=SERVERS,
-        default=list(SERVERS),
-        help="the gateway's ASGI servers to measure (default: both)",
-    )
-    parser.add_argument(
         "--before-root",
         type=Path,
         metavar="DIR",
@@ -381,17 +373,13 @@ def start_targets(
                 servers = {"model server": model_server.pid}
                 targets.append(Target(f"(a) model server alone, {name}", url, body, JSON, servers))
     if "gateway" in only:
-        gateways: list[tuple[str, tuple[str, ...], Path | None]] = [
-            (server, ("--server", server), None) for server in args.servers
-        ]
+        gateways: list[tuple[str, Path | None]] = [("this checkout", None)]
         if args.before_root:
-            gateways.insert(0, ("before", (), args.before_root.resolve()))
-        for index, (name, extra, root) in enumerate(gateways):
+            gateways.insert(0, ("before", args.before_root.resolve()))
+        for index, (name, root) in enumerate(gateways):
             port = GATEWAY_PORT + 10 * index
             gateway = start(
-                gateway_command(
-                    port, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning", *extra
-                ),
+                gateway_command(port, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning"),
                 f"http://127.0.0.1:{port}/readyz",
                 {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{MODEL_SERVER_PORT}"},
                 quiet=True,
@@ -415,19 +403,19 @@ def start_targets(
 
 
 def gateway_targets(
-    server: str, port: int, png: bytes, gateway_pid: int, model_server_pid: int
+    checkout: str, port: int, png: bytes, gateway_pid: int, model_server_pid: int
 ) -> list[Target]:
     servers = {"gateway": gateway_pid, "model server": model_server_pid}
     return [
         Target(
-            f"(b) gateway [{server}] -> model server, 280x280 PNG",
+            f"(b) gateway [{checkout}] -> model server, 280x280 PNG",
             f"http://127.0.0.1:{port}/predict",
             multipart([png], "file"),
             MULTIPART,
             servers,
         ),
         Target(
-            f"(b) gateway [{server}] /predict/batch of {BATCH} PNGs",
+            f"(b) gateway [{checkout}] /predict/batch of {BATCH} PNGs",
             f"http://127.0.0.1:{port}/predict/batch",
             multipart([png] * BATCH, "files"),
             MULTIPART,
@@ -459,11 +447,11 @@ def start_naive(model_dir: Path, quiet: dict[str, str]) -> subprocess.Popen[byte
 
 def print_breakdown(rows: list[Row]) -> None:
     """Where a served upload's gateway CPU goes: the steps measured in one process
-    (bench/gateway_steps.py), and the rest, for each gateway measured above at c=32."""
+    (bench/gateway_steps.py, this checkout's code), and the rest, at c=32."""
     found = steps(runs=2000)
     for row in rows:
         name = row.target.name
-        if name.startswith("(b) gateway") and "/predict/batch" not in name:
+        if name.startswith("(b) gateway [this checkout] ->"):
             if row.concurrency == max(CONCURRENCY):
                 print(f"\n{name}, c={row.concurrency}: {os.cpu_count()} cores, the same run\n")
                 print_steps(found, row.cpu_ms["gateway"])

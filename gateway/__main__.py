@@ -18,16 +18,12 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=1, help="processes; one per core the gateway may use"
     )
     parser.add_argument("--log-level", default="info")
-    parser.add_argument(
-        "--server",
-        choices=("uvicorn", "granian"),
-        default="uvicorn",
-        help="the ASGI server (docs/benchmarks.md compares their CPU per request)",
-    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s")
     # One access line per request is ours; httpx would add one per upstream call.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    import uvicorn
 
     from gateway.config import MULTIPROCESS_DIR_VARIABLE, Settings
     from gateway.feedback import FeedbackStore
@@ -50,51 +46,26 @@ def main(argv: list[str] | None = None) -> int:
     metrics_dir = None
     if args.workers > 1 and not os.environ.get(MULTIPROCESS_DIR_VARIABLE):
         # Workers inherit this before they import prometheus_client (nothing here imports
-        # it: granian forks its workers from this process): /metrics sums them all.
+        # it, so a server that forks its workers from this process works too): /metrics sums
+        # them all.
         metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
         os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
     try:
-        serve = serve_granian if args.server == "granian" else serve_uvicorn
-        serve(args.host, args.port, args.workers, args.log_level)
+        uvicorn.run(
+            "gateway.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
-
-
-def serve_uvicorn(host: str, port: int, workers: int, log_level: str) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        "gateway.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
-
-
-def serve_granian(host: str, port: int, workers: int, log_level: str) -> None:
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.log import LogLevels
-    from granian.server import Server
-
-    Server(
-        "gateway.main:create_app",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        loop=Loops.uvloop,
-        http=HTTPModes.http1,
-        log_level=LogLevels(log_level.lower()),
-        log_access=False,
-        factory=True,
-    ).serve()
 
 
 if __name__ == "__main__":
