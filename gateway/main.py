@@ -17,7 +17,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from httpx_aiohttp import AiohttpTransport
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.canary import CanarySplit
@@ -31,6 +30,7 @@ from gateway.middleware import REQUEST_ID_HEADER, GatewayMiddleware
 from gateway.routes import feedback, model, operations, predict, ui
 from gateway.schemas import validation_detail
 from gateway.serving_client import TFServingClient
+from gateway.upstream import KeepAliveTransport
 from gateway.versions import VersionResolver
 
 logger = logging.getLogger(__name__)
@@ -42,9 +42,16 @@ class Environment:
     """What the gateway takes from the world besides its settings: the network under the TF
     Serving client, the canary's random draws and the clock. Tests replace them."""
 
-    transport: httpx.AsyncBaseTransport | None = None  # None: aiohttp's pool, to the network
+    transport: httpx.AsyncBaseTransport | None = None  # None: gateway.upstream, to the network
     draw: Callable[[], float] = random.random
     clock: Callable[[], float] = time.monotonic
+
+
+def transport_or_network(
+    transport: httpx.AsyncBaseTransport | None, limits: httpx.Limits
+) -> httpx.AsyncBaseTransport:
+    """The given transport (tests), else keep-alive connections to the network."""
+    return transport or KeepAliveTransport(limits)
 
 
 def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -> Lifespan:
@@ -63,12 +70,8 @@ def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -
         if store is not None:
             store.prepare()
         # Idle connections are dropped well before servers drop them (uvicorn: 5 s).
-        limits = httpx.Limits(
-            max_connections=256, max_keepalive_connections=64, keepalive_expiry=2.0
-        )
-        # aiohttp's pool under httpx's transport API: httpx's own pool scans every
-        # connection for every request, which dominates at high concurrency.
-        async with world.transport or AiohttpTransport(limits=limits) as upstream:
+        limits = httpx.Limits(max_keepalive_connections=64, keepalive_expiry=2.0)
+        async with transport_or_network(world.transport, limits) as upstream:
             client = TFServingClient(
                 upstream,
                 settings.tf_serving_url,

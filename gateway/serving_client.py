@@ -1,6 +1,6 @@
 """The gateway's only way to TF Serving: its REST API (contract 2), sent straight to the
-app's one httpx transport (aiohttp's connection pool). Each method is one call; which
-version to call is decided in `gateway.versions`.
+app's one httpx transport (gateway.upstream's keep-alive connections). Each method is one
+call; which version to call is decided in `gateway.versions`.
 
 Failures become gateway errors: unreachable -> 503, timeout -> 504, an error answer -> 502.
 What is *not there* (a version that is not loaded, a label that is not set) is not an error
@@ -76,8 +76,8 @@ def floats_body(images: np.ndarray) -> bytes:
 
 
 class TFServingClient:
-    """Speaks contract 2 to one model, over an httpx transport (aiohttp's pool in service,
-    a fake in tests).
+    """Speaks contract 2 to one model, over an httpx transport (gateway.upstream's in
+    service, a fake in tests).
 
     Requests go to the transport directly: httpx's client adds cookie handling, redirects
     and URL merging that cost more than the rest of the call (docs/benchmarks.md).
