@@ -127,9 +127,13 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         for name, value in request.headers.raw:
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n")
-        status, headers, body = await connection.exchange(
-            b"".join(head) + request.content, timeouts.get("read")
-        )
+        try:
+            status, headers, body = await connection.exchange(
+                b"".join(head) + request.content, timeouts.get("read")
+            )
+        except BaseException:  # a failure, or the caller gave up: the answer may still come
+            connection.close()
+            raise
         idle = self._idle.setdefault(where, [])
         if connection.reusable and len(idle) < self._max_idle:
             connection.idle_since = time.monotonic()

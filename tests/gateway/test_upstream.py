@@ -37,6 +37,7 @@ class Server:
         self.answer = answer
         self.close_after_answer = close_after_answer
         self.connections = 0
+        self.hung_up = 0  # connections the client closed while waiting for an answer
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
 
@@ -51,8 +52,10 @@ class Server:
                 self.heads.append(head)
                 self.bodies.append(await reader.readexactly(length))
                 answer = self.answer(head)
-                if answer is None:
-                    await asyncio.Event().wait()  # never answers
+                if answer is None:  # never answers: waits for the client to hang up
+                    await reader.read()
+                    self.hung_up += 1
+                    break
                 writer.write(answer)
                 await writer.drain()
                 if self.close_after_answer:
@@ -152,3 +155,21 @@ async def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
         async with KeepAliveTransport(LIMITS) as transport:
             with pytest.raises(httpx.RemoteProtocolError):
                 await get(transport, url)
+
+
+async def test_a_cancelled_request_closes_its_connection() -> None:
+    """A caller that gives up (a client disconnecting) leaves no half-used connection."""
+    server = Server(lambda head: None)
+    async with serving(server) as url, KeepAliveTransport(LIMITS) as transport:
+        waiting = asyncio.create_task(get(transport, url))
+        while not server.heads:
+            await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        for _ in range(500):  # the server sees the hang-up within a few loop turns
+            if server.hung_up:
+                break
+            await asyncio.sleep(0.01)
+
+    assert server.hung_up == 1
