@@ -62,10 +62,11 @@ async def read_form(request: Request) -> Form:
         raise BadRequestParameters(
             f"Invalid request: the body is not multipart/form-data. {UPLOAD_HINT}"
         )
+    body = await request.body()  # outside the try: a body over the limit is the middleware's
     collector = _PartCollector()
     parser = MultipartParser(boundary, collector.callbacks())
     try:
-        parser.write(await request.body())
+        parser.write(body)
     except BadRequestParameters:
         raise
     except Exception as exc:  # python-multipart's errors, and what malformed bytes raise

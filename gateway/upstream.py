@@ -12,17 +12,13 @@ Content-Length or chunks).
 """
 
 import asyncio
+import math
 import ssl
 import time
 from typing import cast
 
 import httptools
 import httpx
-
-# A connection idle longer than this is closed rather than reused: servers drop idle
-# connections after a few seconds (uvicorn: 5 s), and a request sent on one they just
-# closed fails (the TF Serving client then tries once more on a new one).
-DEFAULT_KEEPALIVE_S = 2.0
 
 
 class _Connection(asyncio.Protocol):
@@ -78,10 +74,20 @@ class _Connection(asyncio.Protocol):
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Send one request and wait for its whole answer (status, headers, body)."""
         assert self._transport is not None
+        if not self.reusable or self._transport.is_closing():
+            # Closed by the server between connecting (or idling) and now.
+            raise httpx.RemoteProtocolError("The model server closed the connection.")
         self._headers, self._body = [], []
         answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]]
         self._answer = answer = self._loop.create_future()
-        self._transport.write(request)
+        try:
+            self._transport.write(request)
+        except (RuntimeError, OSError) as exc:  # uvloop raises on a transport it closed
+            self._answer = None
+            self.close()
+            raise httpx.RemoteProtocolError(
+                f"The model server closed the connection: {exc}"
+            ) from exc
         timer = None
         if timeout is not None:
             timer = self._loop.call_later(
@@ -104,12 +110,14 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
     are requests in flight (the gateway's GATEWAY_MAX_IN_FLIGHT bounds those)."""
 
     def __init__(self, limits: httpx.Limits) -> None:
-        self._max_idle = limits.max_keepalive_connections or 64
-        self._keepalive_s = limits.keepalive_expiry or DEFAULT_KEEPALIVE_S
+        self._max_idle = limits.max_keepalive_connections
+        self._keepalive_s = limits.keepalive_expiry
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._tls: ssl.SSLContext | None = None
+        self._closed = False
 
     async def aclose(self) -> None:
+        self._closed = True
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
@@ -135,7 +143,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             connection.close()
             raise
         idle = self._idle.setdefault(where, [])
-        if connection.reusable and len(idle) < self._max_idle:
+        room = self._max_idle is None or len(idle) < self._max_idle
+        if connection.reusable and room and not self._closed:
             connection.idle_since = time.monotonic()
             idle.append(connection)
         else:
@@ -144,7 +153,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 
     def _idle_connection(self, where: tuple[str, str, int]) -> _Connection | None:
         idle = self._idle.get(where)
-        oldest_usable = time.monotonic() - self._keepalive_s
+        oldest_usable = -math.inf  # no keepalive_expiry: idle connections never expire
+        if self._keepalive_s is not None:
+            oldest_usable = time.monotonic() - self._keepalive_s
         while idle:
             connection = idle.pop()
             if connection.reusable and connection.idle_since >= oldest_usable:

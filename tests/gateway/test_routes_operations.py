@@ -1,7 +1,7 @@
 """GET /, /healthz, /readyz and /metrics (gateway/routes/operations.py) against a fake TF
 Serving."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -171,3 +171,21 @@ def test_each_error_is_counted_once_whoever_answers_it(
         "bad_parameters": 1.0,
         "internal": 1.0,
     }
+
+
+def test_a_streamed_body_over_the_limit_is_counted_once_as_too_large(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(max_upload_bytes=2048)
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is met while reading
+        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        for _ in range(10):
+            yield b"\0" * 1024
+
+    answer = client.post(
+        "/predict", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x"}
+    )
+
+    assert answer.status_code == 413
+    assert errors_counted(client) == {"too_large": 1.0}

@@ -3,6 +3,9 @@ reused, answers read whole (Content-Length or chunked), and every failure raised
 error the TF Serving client maps (connect, timeout, protocol)."""
 
 import asyncio
+import contextlib
+import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,6 +19,17 @@ pytestmark = pytest.mark.anyio
 LIMITS = httpx.Limits(max_keepalive_connections=8, keepalive_expiry=30.0)
 STATUS = b'{"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {}}]}'
 Answer = Callable[[bytes], bytes | None]  # request head -> raw answer (None: no answer)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),  # as the gateway runs
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """Both event loops: their transports fail differently on a closed connection."""
+    return request.param  # type: ignore[no-any-return]
 
 
 def plain(body: bytes = b"{}", extra: bytes = b"") -> bytes:
@@ -173,3 +187,32 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
             await asyncio.sleep(0.01)
 
     assert server.hung_up == 1
+
+
+async def test_a_server_that_closes_at_once_is_a_protocol_error_not_a_wait() -> None:
+    """Accepted, then closed before the request is written (a restarting model server): the
+    TF Serving client's retry needs RemoteProtocolError, at once, not a read timeout."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+
+    def close_at_once() -> None:  # another thread, as another process would: no shared loop
+        with contextlib.suppress(OSError):
+            while True:
+                listening.accept()[0].close()
+
+    thread = threading.Thread(target=close_at_once, daemon=True)
+    thread.start()
+    try:
+        async with KeepAliveTransport(LIMITS) as transport:
+            # Many at once: some connections are seen closed before their request is written.
+            failures = await asyncio.gather(
+                *(get(transport, f"http://127.0.0.1:{port}", read_s=2.0) for _ in range(100)),
+                return_exceptions=True,
+            )
+    finally:
+        listening.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept with an error
+        listening.close()
+        thread.join(timeout=10)
+
+    assert not thread.is_alive()
+    assert {type(failure) for failure in failures} == {httpx.RemoteProtocolError}
