@@ -76,9 +76,14 @@ class Rollout:
     def _say(self, text: str) -> None:
         print(text, file=self.out or sys.stdout, flush=True)
 
-    def _load(self) -> tuple[Proto, Proto]:
-        config = read_config(self.config_path)
-        return config, model_entry(config, self.name)
+    def _entry(self) -> Proto:
+        """The model's entry as the file holds it now."""
+        return model_entry(read_config(self.config_path), self.name)
+
+    def _labels_and_versions(self) -> tuple[dict[str, int], set[int] | None]:
+        """The entry's labels, and its policy's versions (None unless `specific`)."""
+        entry = self._entry()
+        return labels_of(entry), specific_versions(entry)
 
     def _write(
         self,
@@ -93,8 +98,7 @@ class Rollout:
         A label that is new or moves must point at a version loaded in every server
         (`check`), and every label at a version the policy keeps.
         """
-        _, entry = self._load()
-        current = labels_of(entry)
+        current = labels_of(self._entry())
         if not versions:
             raise RolloutError("Refusing to write a policy with no version: keep at least one.")
         for label, version in sorted(labels.items()):
@@ -113,7 +117,7 @@ class Rollout:
 
     def status(self) -> int:
         """Print the file's policy and labels, and what each server loads and resolves."""
-        _, entry = self._load()
+        entry = self._entry()
         labels = labels_of(entry)
         self._say(f"{self.config_path}, model {self.name}:")
         self._say(f"  policy: {describe_policy(entry)}")
@@ -142,11 +146,9 @@ class Rollout:
         With policy `latest`, TF Serving swaps to a new version the moment it is
         published; pinned, it loads a new version only when `canary` asks for it.
         """
-        _, entry = self._load()
-        labels = labels_of(entry)
+        labels, versions = self._labels_and_versions()
         if version is None:
             version = self._served_version()
-        versions = specific_versions(entry)
         if versions is not None and labels.get(STABLE) is not None:
             if labels[STABLE] == version:
                 self._say(f"Already pinned: {describe_labels(labels)}.")
@@ -182,9 +184,8 @@ class Rollout:
 
     def canary(self, version: int) -> None:
         """Load `version` beside the stable one, wait until it is AVAILABLE, label it canary."""
-        _, entry = self._load()
-        labels = labels_of(entry)
-        versions = specific_versions(entry)
+        entry = self._entry()
+        labels, versions = labels_of(entry), specific_versions(entry)
         stable = labels.get(STABLE)
         if versions is None or stable is None:
             raise RolloutError(
@@ -213,9 +214,7 @@ class Rollout:
 
     def promote(self) -> None:
         """Move stable to the canary's version (which must be AVAILABLE)."""
-        _, entry = self._load()
-        labels = labels_of(entry)
-        versions = specific_versions(entry)
+        labels, versions = self._labels_and_versions()
         canary = labels.get(CANARY)
         if canary is None or versions is None:
             raise RolloutError("There is no canary label to promote: run `canary N` first.")
@@ -231,9 +230,7 @@ class Rollout:
 
     def rollback(self, drop_label: bool = False) -> None:
         """Point canary back at the stable version, or drop the canary label."""
-        _, entry = self._load()
-        labels = labels_of(entry)
-        versions = specific_versions(entry)
+        labels, versions = self._labels_and_versions()
         stable = labels.get(STABLE)
         if stable is None or versions is None:
             raise RolloutError("There is no stable label to roll back to: run `pin` first.")
@@ -256,9 +253,8 @@ class Rollout:
 
     def retire(self) -> None:
         """Drop from the policy every version no label points at, keeping at least one."""
-        _, entry = self._load()
-        labels = labels_of(entry)
-        versions = specific_versions(entry)
+        entry = self._entry()
+        labels, versions = labels_of(entry), specific_versions(entry)
         if versions is None:
             self._say(
                 f"Policy {describe_policy(entry)}: TF Serving unloads old versions itself; "
