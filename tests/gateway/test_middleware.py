@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.digit_images import draw_digit, encode
 from tests.gateway.conftest import FakeTFServing
-from tests.gateway.helpers import upload
+from tests.gateway.helpers import errors_counted, upload
 
 # Over the 2048-byte upload limit the tests below configure.
 BIG_BMP = encode(draw_digit(3, size=400, dark_on_light=True), "BMP")
@@ -68,6 +68,7 @@ def test_predict_streamed_body_over_limit_is_413(make_client: Callable[..., Test
 
     assert response.status_code == 413
     assert "larger than 2048 bytes" in response.json()["detail"]
+    assert errors_counted(client) == {"too_large": 1.0}  # once, though the app saw it too
 
 
 def test_overload_answers_503_with_retry_after(

@@ -1,7 +1,7 @@
 """GET /, /healthz, /readyz and /metrics (gateway/routes/operations.py) against a fake TF
 Serving."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.digit_images import encode
 from tests.gateway.conftest import FakeTFServing
-from tests.gateway.helpers import upload
+from tests.gateway.helpers import errors_counted, upload
 
 
 def test_root_names_the_api(client: TestClient) -> None:
@@ -136,16 +136,6 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
     assert "# TYPE gateway_requests_total counter" in response.text
 
 
-def errors_counted(client: TestClient) -> dict[str, float]:
-    """gateway_errors_total by kind, as a scrape reads it."""
-    counted: dict[str, float] = {}
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("gateway_errors_total{"):
-            labels, value = line.rsplit(" ", 1)
-            counted[labels.split('kind="')[1].split('"')[0]] = float(value)
-    return counted
-
-
 def test_each_error_is_counted_once_whoever_answers_it(
     make_client: Callable[..., TestClient], fake_tf_serving: FakeTFServing
 ) -> None:
@@ -172,20 +162,3 @@ def test_each_error_is_counted_once_whoever_answers_it(
         "internal": 1.0,
     }
 
-
-def test_a_streamed_body_over_the_limit_is_counted_once_as_too_large(
-    make_client: Callable[..., TestClient],
-) -> None:
-    client = make_client(max_upload_bytes=2048)
-
-    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is met while reading
-        yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
-        for _ in range(10):
-            yield b"\0" * 1024
-
-    answer = client.post(
-        "/predict", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=x"}
-    )
-
-    assert answer.status_code == 413
-    assert errors_counted(client) == {"too_large": 1.0}
