@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.digits import uploads
+from bench.digits import MULTIPART, multipart, uploads
 from bench.gateway_steps import print_steps, steps
 from contract import SIGNATURE_IMAGE, SIGNATURE_PIXELS
 from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
@@ -41,9 +41,8 @@ MODEL_SERVER_PORT, GATEWAY_PORT, NAIVE_PORT = 18811, 18812, 18813
 GATEWAY_WORKERS = 2
 CONCURRENCY = (1, 32)
 BATCH = 32
-BOUNDARY = "benchboundary7d1c"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-JSON, MULTIPART = "application/json", f"multipart/form-data; boundary={BOUNDARY}"
+JSON = "application/json"
 
 # wrk reads the body and headers from files, and prints its summary as one JSON line.
 WRK_SCRIPT = """
@@ -238,19 +237,6 @@ def drive(
         machine[3] / max(sum(machine), 1),
         machine[7] / max(sum(machine), 1),
     )
-
-
-def multipart(files: list[bytes], field: str) -> bytes:
-    parts = [
-        (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="digit{index}.png"\r\nContent-Type: image/png\r\n\r\n'
-        ).encode()
-        + data
-        + b"\r\n"
-        for index, data in enumerate(files)
-    ]
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
 def upstream_bodies(png: bytes) -> dict[str, bytes]:
@@ -448,7 +434,7 @@ def start_naive(model_dir: Path, quiet: dict[str, str]) -> subprocess.Popen[byte
 def print_breakdown(rows: list[Row]) -> None:
     """Where a served upload's gateway CPU goes: the steps measured in one process
     (bench/gateway_steps.py, this checkout's code), and the rest, at c=32."""
-    found = steps(runs=2000)
+    found = steps(uploads()[0][1], runs=2000)
     for row in rows:
         name = row.target.name
         if name.startswith("(b) gateway [this checkout] ->"):

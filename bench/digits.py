@@ -11,6 +11,8 @@ from gateway.preprocessing import preprocess_upload
 from tests.digit_images import MARKER_SEVEN, draw_marker_stroke, encode
 
 Upload = tuple[str, bytes, str]  # filename, content, content type
+BOUNDARY = "benchboundary7d1c"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"  # the Content-Type of `multipart`
 
 
 def uploads() -> list[Upload]:
@@ -43,3 +45,17 @@ def normalised_bodies(files: list[Upload]) -> list[bytes]:
         )
         for _, data, _ in files
     ]
+
+
+def multipart(files: list[bytes], field: str) -> bytes:
+    """A multipart/form-data body with each file as a part called `field`."""
+    parts = [
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="digit{index}.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+        for index, data in enumerate(files)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()

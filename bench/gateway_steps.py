@@ -23,14 +23,13 @@ import httpx
 import orjson
 from starlette.requests import Request
 
+from bench.digits import MULTIPART, multipart, uploads
 from gateway.config import DEFAULT_MAX_IMAGE_PIXELS, Settings
 from gateway.main import create_app
 from gateway.preprocessing import preprocess_upload
 from gateway.serving_client import TFServingClient, VersionInfo
 from gateway.uploads import read_form
-from tests.digit_images import encode, marker_seven
 
-BOUNDARY = "benchboundary7d1c"
 # TF Serving's answer for one digit, as the model server gives it.
 ANSWER = orjson.dumps(
     {
@@ -57,18 +56,6 @@ METADATA = orjson.dumps(
         "metadata": {"signature_def": {"signature_def": {"predict_pixels": {}}}},
     }
 )
-
-
-def canvas_png() -> bytes:
-    """The benchmarks' 280x280 PNG canvas drawing of a 7."""
-    return encode(marker_seven((280, 280), width=18, ink=25, paper=240))
-
-
-def multipart_body(data: bytes) -> bytes:
-    return (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="digit.png"\r\nContent-Type: image/png\r\n\r\n'
-    ).encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 def answer_at_once(request: httpx.Request) -> httpx.Response:
@@ -116,7 +103,7 @@ def upload_scope(body_length: int) -> dict[str, Any]:
         "root_path": "",
         "headers": [
             (b"host", b"gateway"),
-            (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+            (b"content-type", MULTIPART.encode()),
             (b"content-length", str(body_length).encode()),
         ],
         "client": ("127.0.0.1", 50000),
@@ -124,10 +111,9 @@ def upload_scope(body_length: int) -> dict[str, Any]:
     }
 
 
-def steps(runs: int) -> dict[str, float]:
-    """CPU ms per request of each step, and of the whole app in process."""
-    png = canvas_png()
-    body = multipart_body(png)
+def steps(png: bytes, runs: int) -> dict[str, float]:
+    """CPU ms per upload of `png` for each step, and for the whole app in process."""
+    body = multipart([png], "file")
     found: dict[str, float] = {}
     found["decode and normalise (the work)"] = cpu_ms(
         lambda: preprocess_upload(png, DEFAULT_MAX_IMAGE_PIXELS), runs
@@ -198,7 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
     args = parser.parse_args()
-    print_steps(steps(args.runs))
+    print_steps(steps(uploads()[0][1], args.runs))  # the upload cpu_per_request sends
     return 0
 
 
