@@ -47,13 +47,6 @@ class Environment:
     clock: Callable[[], float] = time.monotonic
 
 
-def transport_or_network(
-    transport: httpx.AsyncBaseTransport | None, limits: httpx.Limits
-) -> httpx.AsyncBaseTransport:
-    """The given transport (tests), else keep-alive connections to the network."""
-    return transport or KeepAliveTransport(limits)
-
-
 def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +64,7 @@ def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -
             store.prepare()
         # Idle connections are dropped well before servers drop them (uvicorn: 5 s).
         limits = httpx.Limits(max_keepalive_connections=64, keepalive_expiry=2.0)
-        async with transport_or_network(world.transport, limits) as upstream:
+        async with world.transport or KeepAliveTransport(limits) as upstream:
             client = TFServingClient(
                 upstream,
                 settings.tf_serving_url,
