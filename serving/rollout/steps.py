@@ -8,11 +8,9 @@ moves only to a version every server reports AVAILABLE, and a version is unloade
 no label names it.
 """
 
-import contextlib
 import os
-import stat
+import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -49,26 +47,12 @@ def describe_versions(versions: Iterable[int]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` in one rename, keeping its permission bits.
-
-    The temporary file sits in the same folder so the rename is atomic: a server polling
-    the file reads the old text or the new, never a mix.
-    """
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp makes the file 0600: a server running as another user (the TF Serving
-        # container) must still be able to read it.
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    """Replace `path` in one rename, keeping its permission bits (a server running as another
+    user must still read it): a server polling the file reads the old text or the new."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    shutil.copymode(path, temporary)
+    os.replace(temporary, path)
 
 
 class Rollout:

@@ -343,10 +343,10 @@ def test_rollout_dry_run_prints_and_writes_nothing(
 
 
 def test_rollout_writes_atomically_keeping_the_mode(config: Path) -> None:
-    config.chmod(0o644)
+    config.chmod(0o640)
     server = FakeTFServing(config, published={1})
     rollout(config, server).pin()
-    assert stat.S_IMODE(config.stat().st_mode) == 0o644
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
     assert [p.name for p in config.parent.iterdir()] == ["models.config"]
     # What is written is what TF Serving parses: the same config, comments aside.
     (spec,) = parse_model_config(config.read_text())
