@@ -121,13 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from serving.batching import BatchingParameters
-    from serving.config_files import (
+    from serving.server import ServerSettings, create_app
+    from serving.tf_serving_config import (
         DEFAULT_MONITORING_PATH,
+        LabelError,
+        ModelSpec,
+        check_version_labels,
+        parse_model_config,
         read_batching_parameters,
         read_monitoring_path,
     )
-    from serving.model_config import LabelError, ModelSpec, check_version_labels, parse_model_config
-    from serving.server import ServerSettings, create_app
 
     try:
         if args.model_config_file:

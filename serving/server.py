@@ -42,7 +42,6 @@ from tensorflow_serving.apis import (
 )
 
 from serving.batching import BatchingParameters
-from serving.config_files import DEFAULT_MONITORING_PATH
 from serving.errors import ServingError, invalid_argument
 from serving.json_tensor import (
     DEFAULT_SIGNATURE,
@@ -51,8 +50,8 @@ from serving.json_tensor import (
     parse_classify_regress_request,
     parse_predict_request,
 )
-from serving.model_config import ModelSpec, parse_model_config
 from serving.registry import InputSpec, ModelRegistry, Servable
+from serving.tf_serving_config import DEFAULT_MONITORING_PATH, ModelSpec, parse_model_config
 
 logger = logging.getLogger(__name__)
 
