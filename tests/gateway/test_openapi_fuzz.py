@@ -8,7 +8,6 @@ temporary folder, so /feedback is fuzzed past its 404."""
 import tempfile
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -17,6 +16,7 @@ from gateway.config import Settings
 from gateway.main import create_app
 from tests.conftest import gateway_variables
 from tests.gateway.conftest import FakeTFServing
+from tests.gateway.helpers import httpx_send
 
 # Removed when the interpreter exits.
 FEEDBACK_DIR = tempfile.TemporaryDirectory(prefix="fuzz-feedback-")
@@ -31,7 +31,7 @@ with pytest.MonkeyPatch.context() as environment:
         version_cache_s=0,
         feedback_dir=Path(FEEDBACK_DIR.name),
     )
-app = create_app(SETTINGS, transport=httpx.MockTransport(FakeTFServing()))
+app = create_app(SETTINGS, upstream=httpx_send(FakeTFServing()))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
