@@ -19,12 +19,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.canary import CanarySplit
 from gateway.config import Settings, get_settings
-from gateway.deps import Services
+from gateway.deps import API_KEY, Services
 from gateway.errors import GatewayError
 from gateway.feedback import FeedbackStore
 from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics, note_error, worker_stopped
 from gateway.middleware import REQUEST_ID_HEADER, GatewayMiddleware
+from gateway.parameters import PIN_PARAMETERS
 from gateway.routes import feedback, model, operations, predict, ui
 from gateway.schemas import validation_detail
 from gateway.serving_client import TFServingClient
@@ -146,10 +147,9 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=[
                 "Content-Type",
-                "X-API-Key",
+                API_KEY.model.name,
                 REQUEST_ID_HEADER.decode(),
-                "X-Model-Version",
-                "X-Model-Label",
+                *(p.shown_name for p in PIN_PARAMETERS if p.where == "header"),
             ],
             expose_headers=[REQUEST_ID_HEADER.decode()],
             max_age=600,

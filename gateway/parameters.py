@@ -78,13 +78,6 @@ def boolean(text: str, name: str) -> bool:
     return lowered in _TRUE
 
 
-def any_text(text: str, _name: str) -> str:
-    return text
-
-
-API_KEY = Parameter(
-    "header", "x-api-key", {"type": "string"}, "Required when the gateway has keys.", any_text
-)
 VERSION = Parameter(
     "query",
     "version",
@@ -117,10 +110,8 @@ PIN_PARAMETERS = (VERSION, LABEL, VERSION_HEADER, LABEL_HEADER)
 
 def upload_route(form: type[BaseModel], *parameters: Parameter[Any]) -> dict[str, Any]:
     """`openapi_extra` for a route taking `form` as multipart/form-data."""
-    return {
-        "parameters": [parameter.openapi() for parameter in parameters],
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": form.model_json_schema()}},
-        },
-    }
+    body = {"multipart/form-data": {"schema": form.model_json_schema()}}
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": body}}
+    if parameters:
+        extra["parameters"] = [parameter.openapi() for parameter in parameters]
+    return extra

@@ -6,7 +6,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.deps import Services, feedback_store, require_api_key
 from gateway.errors import BadRequestParameters
-from gateway.parameters import API_KEY, upload_route
+from gateway.parameters import upload_route
 from gateway.routes.predict import json_response, normalised_digit
 from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses, validation_detail
 from gateway.uploads import read_form
@@ -32,7 +32,7 @@ FEEDBACK_RESPONSES = error_responses(
     "/feedback",
     status_code=201,
     responses={201: {"model": FeedbackResponse}, **FEEDBACK_RESPONSES},
-    openapi_extra=upload_route(FeedbackForm, API_KEY),
+    openapi_extra=upload_route(FeedbackForm),
 )
 async def feedback(request: Request) -> Response:
     """Report the right digit for an image. Stores the normalised 28x28 digit (never the

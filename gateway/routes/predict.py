@@ -25,7 +25,7 @@ from gateway.errors import (
     UnsupportedImageType,
 )
 from gateway.metrics import note_error
-from gateway.parameters import API_KEY, INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
+from gateway.parameters import INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
 from gateway.pins import Pin, request_pin
 from gateway.preprocessing import encode_png, preprocess_upload
 from gateway.schemas import (
@@ -118,7 +118,7 @@ class PredictParameters:
 @router.post(
     "/predict",
     responses={200: {"model": PredictResponse}, **ERROR_RESPONSES},
-    openapi_extra=upload_route(PredictForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
+    openapi_extra=upload_route(PredictForm, *PIN_PARAMETERS, INCLUDE_IMAGE),
 )
 async def predict(request: Request) -> Response:
     """Classify one handwritten digit."""
@@ -134,7 +134,7 @@ async def predict(request: Request) -> Response:
 @router.post(
     "/predict/batch",
     responses={200: {"model": BatchPredictResponse}, **ERROR_RESPONSES},
-    openapi_extra=upload_route(BatchForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
+    openapi_extra=upload_route(BatchForm, *PIN_PARAMETERS, INCLUDE_IMAGE),
 )
 async def predict_batch(request: Request) -> Response:
     """Classify several digits in one call to the model server. A file that cannot be read
