@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.canary import CanarySplit
 from gateway.config import Settings, get_settings
@@ -93,12 +92,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         note_error(request.scope["state"], "bad_parameters")
         return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-        )
-
     async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
         # Counted by the middleware, which the error has passed on its way here.
         logger.exception("Unexpected error on %s %s", request.method, request.url.path)
@@ -112,7 +105,6 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
 
 

@@ -19,6 +19,9 @@ from gateway.errors import BadRequestParameters
 
 T = TypeVar("T")
 _LABEL = re.compile(VERSION_LABEL_PATTERN)
+# A model version as text, as /predict answers it: a positive integer of at most 19 digits.
+VERSION_PATTERN = r"^[0-9]{1,19}$"
+_VERSION = re.compile(VERSION_PATTERN)
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
@@ -58,8 +61,12 @@ class Parameter(Generic[T]):
         }
 
 
+def is_version(text: str) -> bool:
+    return _VERSION.fullmatch(text) is not None and int(text) > 0
+
+
 def positive_integer(text: str, name: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1 or len(text) > 19:
+    if not is_version(text):
         raise BadRequestParameters(f"{name} must be a positive integer, not {text[:30]!r}.")
     return int(text)
 
