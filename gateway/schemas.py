@@ -1,9 +1,10 @@
 """Request and response bodies of the gateway's public API (contract 3)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, InstanceOf, WithJsonSchema
 
 from contract import NUM_CLASSES
 from gateway.parameters import VERSION_PATTERN, is_version
@@ -140,9 +141,19 @@ class ModelInfo(BaseModel):
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a multipart body (gateway/uploads.py reads them into the forms below)."""
+
+    name: str
+    filename: str | None
+    data: bytes
+
+
 # A file field of a multipart body, as OpenAPI 3.1 describes binary content.
 UploadedFile = Annotated[
-    bytes, WithJsonSchema({"type": "string", "contentMediaType": "application/octet-stream"})
+    InstanceOf[Part],
+    WithJsonSchema({"type": "string", "contentMediaType": "application/octet-stream"}),
 ]
 
 

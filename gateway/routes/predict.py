@@ -31,12 +31,13 @@ from gateway.preprocessing import encode_png, preprocess_upload
 from gateway.schemas import (
     BatchForm,
     BatchPredictResponse,
+    Part,
     PredictForm,
     PredictResponse,
     error_responses,
 )
 from gateway.serving_client import ModelOutput
-from gateway.uploads import Form, Part, read_form
+from gateway.uploads import read_form
 
 router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
 # Uploads up to this size (canvas drawings, phone-size JPEGs) decode in well under a
@@ -123,7 +124,7 @@ class PredictParameters:
 async def predict(request: Request) -> Response:
     """Classify one handwritten digit."""
     asked = PredictParameters.of(request)
-    image = await normalised_digit((await read_form(request)).file("file"), asked.services)
+    image = await normalised_digit((await read_form(request, PredictForm)).file, asked.services)
     result = await asked.services.classifier.classify(image[None], asked.pin, asked.request_id)
     version = str(result.model_version)
     answer = prediction(result.outputs[0], image, asked.include_image, asked.services, version)
@@ -140,7 +141,7 @@ async def predict_batch(request: Request) -> Response:
     """Classify several digits in one call to the model server. A file that cannot be read
     as one digit gets its own error entry; the others are answered."""
     asked = PredictParameters.of(request)
-    files = batch_files(await read_form(request), asked.services.settings.max_batch)
+    files = batch_files(await read_form(request, BatchForm), asked.services.settings.max_batch)
     digits = [await digit_or_error(upload, asked.services, request) for upload in files]
     images = [digit for digit in digits if isinstance(digit, np.ndarray)]
     version = None
@@ -159,13 +160,9 @@ async def predict_batch(request: Request) -> Response:
     return json_response({"predictions": digits, "model_version": version})
 
 
-def batch_files(form: Form, max_batch: int) -> list[Part]:
-    """The batch's files, or the request's own error (no files, a text field, too many)."""
-    files = form.files("files")
-    if not files:
-        raise BadRequestParameters(
-            "Invalid request: field 'files' is missing; send one or more images as 'files'."
-        )
+def batch_files(form: BatchForm, max_batch: int) -> list[Part]:
+    """The batch's files, or the request's own error (a text field, too many)."""
+    files = form.files
     if any(upload.filename is None for upload in files):
         # Per-file errors are for files; a text field is a mistake in the request.
         raise BadRequestParameters(

@@ -408,7 +408,7 @@ def test_batch_without_files_field_is_422(
     response = client.post("/predict/batch", files=upload())
 
     assert response.status_code == 422
-    assert "field 'files' is missing" in response.json()["detail"]
+    assert "files: Field required" in response.json()["detail"]
     assert fake_tf_serving.requests == []
 
 
