@@ -1,12 +1,10 @@
 """POST /predict and /predict/batch: upload -> normalised digit -> TF Serving -> answer.
 
-Each route decodes (the form, the pin and include_image), classifies and encodes. They read
-their requests themselves (multipart with python-multipart, parameters defined in
-gateway/parameters.py) and answer with JSON serialised once: on the hot path that costs a
-fraction of FastAPI's form and response-model machinery. The OpenAPI document describes them
-from the same definitions, and the response models it names are the contract (tests check
-answers against them).
+The routes read their own forms and parameters (gateway/uploads.py, gateway/parameters.py)
+and answer with JSON serialised once: on the hot path that costs a fraction of FastAPI's form
+and response-model machinery. The OpenAPI document is built from the same definitions.
 """
+
 import base64
 import time
 from dataclasses import dataclass
