@@ -1,9 +1,9 @@
-"""The query and header parameters the upload routes read themselves, each defined once: the
+"""The query and header parameters the predict routes read themselves, each defined once: the
 same object parses a request's value and describes the parameter in the OpenAPI document.
 
-/predict, /predict/batch and /feedback parse their multipart bodies and parameters directly
-(it costs a fraction of FastAPI's form and dependency machinery), so FastAPI cannot document
-them from a signature; `upload_route` documents them from these definitions instead.
+The upload routes parse their multipart bodies and parameters directly (it costs a fraction
+of FastAPI's form and dependency machinery), so FastAPI cannot document them from a
+signature; `upload_route` documents them from these definitions and the form models instead.
 """
 
 import re

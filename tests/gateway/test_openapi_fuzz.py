@@ -1,5 +1,7 @@
 """Schemathesis fuzzes every documented operation: no 5xx, and every response matches
-the documented schema (status codes, content types, headers, bodies).
+the documented schema (status codes, content types, headers, bodies). The gateway has an
+API key, as documented by its security scheme: requests carry it, and schemathesis checks
+that requests without it, or with a wrong one, are refused.
 
 Schema-valid requests may still be refused (random bytes are not an image of a digit), so
 the "positive data acceptance" check is the one check left out. Feedback is on, in a
@@ -18,6 +20,7 @@ from tests.conftest import gateway_variables
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import httpx_send
 
+API_KEY = "fuzz-key"
 # Removed when the interpreter exits.
 FEEDBACK_DIR = tempfile.TemporaryDirectory(prefix="fuzz-feedback-")
 # Made on import, before any fixture runs: a developer's .env file and GATEWAY_* variables
@@ -30,6 +33,7 @@ with pytest.MonkeyPatch.context() as environment:
         tf_serving_url="http://tf-serving:8501",
         version_cache_s=0,
         feedback_dir=Path(FEEDBACK_DIR.name),
+        api_keys=[API_KEY],
     )
 app = create_app(SETTINGS, upstream=httpx_send(FakeTFServing()))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
@@ -38,7 +42,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzz_openapi_no_server_errors_and_schema_conformance(case: schemathesis.Case) -> None:
-    response = case.call()
+    response = case.call(headers={"X-API-Key": API_KEY})
 
     assert response.status_code < 500, response.text
     case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
