@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,7 +25,6 @@ from gateway.metrics import GatewayMetrics, note_error, worker_stopped
 from gateway.middleware import REQUEST_ID_HEADER, GatewayMiddleware
 from gateway.parameters import PIN_PARAMETERS
 from gateway.routes import feedback, model, operations, predict, ui
-from gateway.schemas import validation_detail
 from gateway.serving_client import TFServingClient
 from gateway.upstream import Send, aiohttp_send
 from gateway.versions import VersionResolver
@@ -87,11 +85,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         note_error(request.scope["state"], exc.kind)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        note_error(request.scope["state"], "bad_parameters")
-        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
-
     async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
         # Counted by the middleware, which the error has passed on its way here.
         logger.exception("Unexpected error on %s %s", request.method, request.url.path)
@@ -104,7 +97,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(GatewayError, gateway_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
 
 
