@@ -18,6 +18,16 @@ STATUS = b'{"model_version_status": [{"version": "1", "state": "AVAILABLE", "sta
 Writer = Callable[[asyncio.StreamWriter], object]
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),  # as the gateway runs
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    return request.param  # type: ignore[no-any-return]
+
+
 def head(length: int, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (length, extra)
 
