@@ -20,8 +20,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s")
-    # One access line per request is ours; httpx would add one per upstream call.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     import uvicorn
 

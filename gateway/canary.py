@@ -1,8 +1,6 @@
 """The weighted canary: which requests try the canary label first (GATEWAY_CANARY_PERCENT)."""
 
 import math
-import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,8 +22,8 @@ class CanarySplit:
 
     percent: float
     label: str
-    draw: Callable[[], float] = random.random
-    clock: Callable[[], float] = time.monotonic
+    draw: Callable[[], float]
+    clock: Callable[[], float]
     _last_log: float = field(default=-math.inf, repr=False)
 
     @property

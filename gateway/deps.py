@@ -1,16 +1,16 @@
 """The gateway's services, built once per app, and the dependencies routes declare.
 
 Routes that read state declare `ContextDep` (one dependency, not one per service). Routes
-that predict or store declare `require_api_key` on their router; the upload routes then read
-`request.app.state.services` directly, keeping the rest of FastAPI's dependency machinery off
-the hot path."""
+that predict or store declare `require_api_key` on their router (OpenAPI shows it as the
+X-API-Key security scheme); the upload routes then read `request.app.state.services`
+directly, keeping the rest of FastAPI's dependency machinery off the hot path."""
 
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from starlette.datastructures import Headers
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from gateway.canary import CanarySplit
 from gateway.config import Settings
@@ -18,7 +18,6 @@ from gateway.errors import FeatureDisabled, Unauthorized
 from gateway.feedback import FeedbackStore
 from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics
-from gateway.parameters import API_KEY
 from gateway.pins import Pin
 from gateway.serving_client import TFServingClient
 from gateway.versions import VersionResolver
@@ -66,19 +65,26 @@ def feedback_store(services: Services) -> FeedbackStore:
     return services.feedback_store
 
 
-async def require_api_key(request: Request) -> None:
+API_KEY = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Required when the gateway has keys."
+)
+
+
+async def require_api_key(
+    request: Request, offered: Annotated[str | None, Security(API_KEY)]
+) -> None:
     """The dependency of every route that predicts or stores: `check_api_key`."""
-    check_api_key(request.app.state.services.settings, request.headers)
+    check_api_key(request.app.state.services.settings, offered)
 
 
-def check_api_key(settings: Settings, headers: Headers) -> None:
+def check_api_key(settings: Settings, offered: str | None) -> None:
     """401 unless the X-API-Key header holds one of GATEWAY_API_KEYS (when any are set)."""
     if not settings.api_keys:
         return
-    offered = headers.get(API_KEY.name, "").encode()
+    sent = (offered or "").encode()
     # Compare against every key in constant time, so timing reveals neither key nor match.
     matched = False
     for key in settings.api_keys:
-        matched |= hmac.compare_digest(offered, key.encode())
+        matched |= hmac.compare_digest(sent, key.encode())
     if not matched:
         raise Unauthorized("A valid API key is required; send it in the X-API-Key header.")

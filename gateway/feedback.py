@@ -93,13 +93,18 @@ class FeedbackStore:
                     "corrections and stores no more until they are collected for training. "
                     "Predictions are not affected."
                 )
-            item = self._write(
-                digit,
+            item_id = uuid.uuid4().hex
+            now = datetime.now(UTC).isoformat(timespec="milliseconds")
+            item = FeedbackItem(
+                id=item_id,
                 label=label,
                 predicted_digit=predicted_digit,
                 model_version=model_version,
+                created_at=now.replace("+00:00", "Z"),
                 request_id=request_id,
+                image=f"{item_id}.png",
             )
+            self._write(digit, item)
             self._counted = (os.fstat(folder).st_mtime_ns, items + 1)
             return item
         finally:
@@ -113,31 +118,13 @@ class FeedbackStore:
             self._counted = (changed, count)
         return self._counted[1]
 
-    def _write(
-        self,
-        digit: np.ndarray,
-        *,
-        label: int,
-        predicted_digit: int | None,
-        model_version: str | None,
-        request_id: str,
-    ) -> FeedbackItem:
-        item_id = uuid.uuid4().hex
-        item = FeedbackItem(
-            id=item_id,
-            label=label,
-            predicted_digit=predicted_digit,
-            model_version=model_version,
-            created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            request_id=request_id,
-            image=f"{item_id}.png",
-        )
+    def _write(self, digit: np.ndarray, item: FeedbackItem) -> None:
         image_path = self.folder / item.image
         try:
             self._write_atomically(image_path, encode_png(digit))
             try:
                 self._write_atomically(
-                    self.folder / f"{item_id}.json",
+                    self.folder / f"{item.id}.json",
                     orjson.dumps(asdict(item), option=orjson.OPT_APPEND_NEWLINE),
                 )
             except OSError:
@@ -145,7 +132,6 @@ class FeedbackStore:
                 raise
         except OSError as exc:
             raise self._unavailable() from exc
-        return item
 
     def _unavailable(self) -> StorageUnavailable:
         logger.error("Could not store feedback in %s", self.folder, exc_info=True)

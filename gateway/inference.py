@@ -73,20 +73,17 @@ class Classifier:
                 # Swapped out since it was looked up: look again, once.
                 target = await self._resolve(pin, request_id, refresh=True)
                 version = target.version
-                outputs = await self._predict_after_reload(images, target, request_id)
+                try:
+                    outputs = await self._client.predict(images, target, request_id)
+                except VersionNotFound as exc:
+                    raise UpstreamUnavailable(
+                        "The model is being reloaded; try again shortly."
+                    ) from exc
         except GatewayError as exc:
             self._observe(exc.kind, str(version) if version else "unknown", track, started)
             raise
         self._observe("ok", str(target.version), track, started)
         return Classified(outputs, target.version)
-
-    async def _predict_after_reload(
-        self, images: np.ndarray, target: VersionInfo, request_id: str
-    ) -> list[ModelOutput]:
-        try:
-            return await self._client.predict(images, target, request_id)
-        except VersionNotFound as exc:
-            raise UpstreamUnavailable("The model is being reloaded; try again shortly.") from exc
 
     def _observe(self, outcome: str, version: str, track: str, started: float) -> None:
         upstream = self._metrics.child(self._metrics.upstream, outcome, version, track)

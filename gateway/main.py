@@ -8,46 +8,38 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.canary import CanarySplit
 from gateway.config import Settings, get_settings
-from gateway.deps import Services
+from gateway.deps import API_KEY, Services
 from gateway.errors import GatewayError
 from gateway.feedback import FeedbackStore
 from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics, note_error, worker_stopped
 from gateway.middleware import REQUEST_ID_HEADER, GatewayMiddleware
+from gateway.parameters import PIN_PARAMETERS
 from gateway.routes import feedback, model, operations, predict, ui
-from gateway.schemas import validation_detail
 from gateway.serving_client import TFServingClient
-from gateway.upstream import KeepAliveTransport
+from gateway.upstream import Send, aiohttp_send
 from gateway.versions import VersionResolver
 
 logger = logging.getLogger(__name__)
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Environment:
-    """What the gateway takes from the world besides its settings: the network under the TF
-    Serving client, the canary's random draws and the clock. Tests replace them."""
-
-    transport: httpx.AsyncBaseTransport | None = None  # None: gateway.upstream, to the network
-    draw: Callable[[], float] = random.random
-    clock: Callable[[], float] = time.monotonic
-
-
-def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -> Lifespan:
+def _lifespan(
+    settings: Settings,
+    metrics: GatewayMetrics,
+    upstream: Send | None,
+    draw: Callable[[], float],
+    clock: Callable[[], float],
+) -> Lifespan:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not settings.api_keys:
@@ -62,23 +54,14 @@ def _lifespan(settings: Settings, metrics: GatewayMetrics, world: Environment) -
         )
         if store is not None:
             store.prepare()
-        # Idle connections are dropped well before servers drop them (uvicorn: 5 s).
-        limits = httpx.Limits(max_keepalive_connections=64, keepalive_expiry=2.0)
-        async with world.transport or KeepAliveTransport(limits) as upstream:
-            client = TFServingClient(
-                upstream,
-                settings.tf_serving_url,
-                settings.model_name,
-                httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s),
-            )
-            canary = CanarySplit(
-                settings.canary_percent, settings.canary_label, world.draw, world.clock
-            )
+        async with contextlib.AsyncExitStack() as stack:
+            send = upstream
+            if send is None:
+                send = await stack.enter_async_context(aiohttp_send(settings))
+            client = TFServingClient(send, settings.tf_serving_url, settings.model_name)
+            canary = CanarySplit(settings.canary_percent, settings.canary_label, draw, clock)
             resolver = VersionResolver(
-                client,
-                settings.version_cache_s,
-                canary.label if canary.enabled else None,
-                world.clock,
+                client, settings.version_cache_s, canary.label if canary.enabled else None, clock
             )
             classifier = Classifier(client, resolver, canary, metrics)
             app.state.services = Services(
@@ -102,17 +85,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         note_error(request.scope["state"], exc.kind)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        note_error(request.scope["state"], "bad_parameters")
-        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
-
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-        )
-
     async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
         # Counted by the middleware, which the error has passed on its way here.
         logger.exception("Unexpected error on %s %s", request.method, request.url.path)
@@ -125,20 +97,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(GatewayError, gateway_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
 
 
 def create_app(
     settings: Settings | None = None,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    upstream: Send | None = None,
     draw: Callable[[], float] = random.random,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the gateway. Tests replace the network under the TF Serving client
-    (`transport`), the canary's draws in [0, 1) and the clock of its caches and logs."""
+    (`upstream`), the canary's draws in [0, 1) and the clock of its caches and logs."""
     settings = settings or get_settings()
     metrics = GatewayMetrics()
     if settings.canary_percent > 0:
@@ -148,7 +118,7 @@ def create_app(
         title="MNIST Classification API",
         description="Classify handwritten digits. Upload an image of one digit to /predict.",
         version="1.0.0",
-        lifespan=_lifespan(settings, metrics, Environment(transport, draw, clock)),
+        lifespan=_lifespan(settings, metrics, upstream, draw, clock),
     )
     for router in (operations.router, predict.router, feedback.router, model.router, ui.router):
         app.include_router(router)
@@ -161,10 +131,9 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=[
                 "Content-Type",
-                "X-API-Key",
+                API_KEY.model.name,
                 REQUEST_ID_HEADER.decode(),
-                "X-Model-Version",
-                "X-Model-Label",
+                *(p.shown_name for p in PIN_PARAMETERS if p.where == "header"),
             ],
             expose_headers=[REQUEST_ID_HEADER.decode()],
             max_age=600,

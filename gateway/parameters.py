@@ -1,9 +1,9 @@
-"""The query and header parameters the upload routes read themselves, each defined once: the
+"""The query and header parameters the predict routes read themselves, each defined once: the
 same object parses a request's value and describes the parameter in the OpenAPI document.
 
-/predict, /predict/batch and /feedback parse their multipart bodies and parameters directly
-(it costs a fraction of FastAPI's form and dependency machinery), so FastAPI cannot document
-them from a signature; `upload_route` documents them from these definitions instead.
+The upload routes parse their multipart bodies and parameters directly (it costs a fraction
+of FastAPI's form and dependency machinery), so FastAPI cannot document them from a
+signature; `upload_route` documents them from these definitions and the form models instead.
 """
 
 import re
@@ -19,6 +19,9 @@ from gateway.errors import BadRequestParameters
 
 T = TypeVar("T")
 _LABEL = re.compile(VERSION_LABEL_PATTERN)
+# A model version as text, as /predict answers it: a positive integer of at most 19 digits.
+VERSION_PATTERN = r"^[0-9]{1,19}$"
+_VERSION = re.compile(VERSION_PATTERN)
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
@@ -58,8 +61,12 @@ class Parameter(Generic[T]):
         }
 
 
+def is_version(text: str) -> bool:
+    return _VERSION.fullmatch(text) is not None and int(text) > 0
+
+
 def positive_integer(text: str, name: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1 or len(text) > 19:
+    if not is_version(text):
         raise BadRequestParameters(f"{name} must be a positive integer, not {text[:30]!r}.")
     return int(text)
 
@@ -78,13 +85,6 @@ def boolean(text: str, name: str) -> bool:
     return lowered in _TRUE
 
 
-def any_text(text: str, _name: str) -> str:
-    return text
-
-
-API_KEY = Parameter(
-    "header", "x-api-key", {"type": "string"}, "Required when the gateway has keys.", any_text
-)
 VERSION = Parameter(
     "query",
     "version",
@@ -117,10 +117,8 @@ PIN_PARAMETERS = (VERSION, LABEL, VERSION_HEADER, LABEL_HEADER)
 
 def upload_route(form: type[BaseModel], *parameters: Parameter[Any]) -> dict[str, Any]:
     """`openapi_extra` for a route taking `form` as multipart/form-data."""
-    return {
-        "parameters": [parameter.openapi() for parameter in parameters],
-        "requestBody": {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": form.model_json_schema()}},
-        },
-    }
+    body = {"multipart/form-data": {"schema": form.model_json_schema()}}
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": body}}
+    if parameters:
+        extra["parameters"] = [parameter.openapi() for parameter in parameters]
+    return extra

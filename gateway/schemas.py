@@ -1,11 +1,13 @@
 """Request and response bodies of the gateway's public API (contract 3)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, InstanceOf, WithJsonSchema
 
 from contract import NUM_CLASSES
+from gateway.parameters import VERSION_PATTERN, is_version
 
 UPLOAD_HINT = (
     "Send images as multipart/form-data: field 'file' for /predict, 'files' for "
@@ -139,9 +141,19 @@ class ModelInfo(BaseModel):
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a multipart body (gateway/uploads.py reads them into the forms below)."""
+
+    name: str
+    filename: str | None
+    data: bytes
+
+
 # A file field of a multipart body, as OpenAPI 3.1 describes binary content.
 UploadedFile = Annotated[
-    bytes, WithJsonSchema({"type": "string", "contentMediaType": "application/octet-stream"})
+    InstanceOf[Part],
+    WithJsonSchema({"type": "string", "contentMediaType": "application/octet-stream"}),
 ]
 
 
@@ -159,8 +171,14 @@ class BatchForm(BaseModel):
     files: list[UploadedFile] = Field(description="Several digit images, one upstream call.")
 
 
-# Versions are what /predict answers: a number, as text.
-VERSION_PATTERN = r"^[0-9]{1,19}$"
+def _version(text: str) -> str:
+    if not is_version(text):
+        raise ValueError("must be a positive integer of at most 19 digits")
+    return text
+
+
+# The rule the version parameters follow (gateway/parameters.py), for a form field.
+VersionText = Annotated[str, Field(pattern=VERSION_PATTERN), AfterValidator(_version)]
 
 
 class FeedbackForm(BaseModel):
@@ -171,8 +189,8 @@ class FeedbackForm(BaseModel):
     predicted_digit: int | None = Field(
         default=None, ge=0, le=NUM_CLASSES - 1, description="The digit /predict answered."
     )
-    model_version: str | None = Field(
-        default=None, pattern=VERSION_PATTERN, description="The model_version /predict answered."
+    model_version: VersionText | None = Field(
+        default=None, description="The model_version /predict answered."
     )
 
 

@@ -1,6 +1,5 @@
-"""The gateway's only way to TF Serving: its REST API (contract 2), sent straight to the
-app's one httpx transport (gateway.upstream's keep-alive connections). Each method is one
-call; which version to call is decided in `gateway.versions`.
+"""The gateway's only way to TF Serving: its REST API (contract 2), over gateway.upstream's
+`Send`. Each method is one call; which version to call is decided in `gateway.versions`.
 
 Failures become gateway errors: unreachable -> 503, timeout -> 504, an error answer -> 502.
 What is *not there* (a version that is not loaded, a label that is not set) is not an error
@@ -11,7 +10,7 @@ import base64
 import logging
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 import numpy as np
 import orjson
 
@@ -25,6 +24,7 @@ from contract import (
 )
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.middleware import REQUEST_ID_HEADER
+from gateway.upstream import Send
 
 logger = logging.getLogger(__name__)
 
@@ -76,68 +76,41 @@ def floats_body(images: np.ndarray) -> bytes:
 
 
 class TFServingClient:
-    """Speaks contract 2 to one model, over an httpx transport (gateway.upstream's in
-    service, a fake in tests).
+    """Speaks contract 2 to one model over `send` (an aiohttp session in service)."""
 
-    Requests go to the transport directly: httpx's client adds cookie handling, redirects
-    and URL merging that cost more than the rest of the call (docs/benchmarks.md).
-    """
-
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport,
-        base_url: str,
-        model_name: str,
-        timeout: httpx.Timeout,
-    ) -> None:
-        self._transport = transport
+    def __init__(self, send: Send, base_url: str, model_name: str) -> None:
+        self._send = send
         self._model_url = f"{base_url.rstrip('/')}/v1/models/{model_name}"
-        self._urls: dict[str, httpx.URL] = {}
-        self._timeout = {"timeout": timeout.as_dict()}
         self.model_name = model_name
-
-    def _url(self, path: str) -> httpx.URL:
-        url = self._urls.get(path)
-        if url is None:
-            if len(self._urls) > 1024:  # paths carry version numbers callers choose
-                self._urls.clear()
-            url = self._urls[path] = httpx.URL(self._model_url + path)
-        return url
 
     async def _call(
         self, method: str, path: str, request_id: str | None, content: bytes | None = None
     ) -> tuple[int, object]:
         """One call: its HTTP status and its JSON body (None when it is not JSON)."""
-        headers = [(b"Content-Type", b"application/json")] if content is not None else []
+        headers = {"Content-Type": "application/json"} if content is not None else {}
         if request_id:
-            headers.append((REQUEST_ID_HEADER, request_id.encode()))
-        request = httpx.Request(
-            method, self._url(path), content=content, headers=headers, extensions=self._timeout
-        )
+            headers[REQUEST_ID_HEADER.decode()] = request_id
+        url = self._model_url + path
         try:
             try:
-                response = await self._transport.handle_async_request(request)
-            except (httpx.ConnectTimeout, httpx.ConnectError, httpx.RemoteProtocolError):
+                status, answer = await self._send(method, url, headers, content)
+            except RETRIED:
                 # A pooled keep-alive connection the server closed a moment ago fails like
                 # this; every call here is safe to repeat, so try once more on a new one.
-                response = await self._transport.handle_async_request(request)
-            try:
-                content = await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.ConnectTimeout as exc:
+                status, answer = await self._send(method, url, headers, content)
+        except aiohttp.ConnectionTimeoutError as exc:
             raise _unreachable(exc) from exc
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             logger.warning("TF Serving timed out on %s %s", method, path, exc_info=True)
             raise UpstreamTimeout(
                 "The model server did not answer in time; try again shortly."
             ) from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
         try:
-            return response.status_code, orjson.loads(content)
+            return status, orjson.loads(answer)
         except orjson.JSONDecodeError:
-            return response.status_code, None
+            return status, None
 
     def _failed(self, status: int, body: object, what: str) -> Exception:
         """The gateway error for an answer that is neither a success nor "not there"."""
@@ -249,6 +222,13 @@ def model_outputs(answer: dict[str, object], rows: int) -> list[ModelOutput]:
             )
         outputs.append(ModelOutput(digit, float(confidence), probabilities))
     return outputs
+
+
+RETRIED = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,
+)
 
 
 def _unreachable(exc: Exception) -> UpstreamUnavailable:

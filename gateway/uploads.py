@@ -1,12 +1,13 @@
-"""Multipart/form-data request bodies, parsed in memory in one pass with python-multipart.
+"""Multipart/form-data request bodies, parsed in memory in one pass with python-multipart,
+read into the route's form model (gateway/schemas.py), which also documents the route.
 
 The whole body is read first: the middleware has already capped it at the upload limit, and
 user images never touch the disk.
 """
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, get_origin
 
+from pydantic import BaseModel, ValidationError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
 
@@ -14,47 +15,20 @@ if TYPE_CHECKING:  # python-multipart declares its callbacks' types for checkers
     from python_multipart.multipart import MultipartCallbacks
 
 from gateway.errors import BadRequestParameters, MalformedRequest
-from gateway.schemas import UPLOAD_HINT
+from gateway.schemas import UPLOAD_HINT, Part, validation_detail
+
+FormModel = TypeVar("FormModel", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    name: str
-    filename: str | None
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Form:
-    parts: list[Part]
-
-    def files(self, name: str) -> list[Part]:
-        return [part for part in self.parts if part.name == name]
-
-    def file(self, name: str) -> Part:
-        """The one part called `name`.
-
-        Raises:
-            BadRequestParameters: there is none.
-        """
-        for part in self.parts:
-            if part.name == name:
-                return part
-        raise BadRequestParameters(f"Invalid request: field '{name}' is missing. {UPLOAD_HINT}")
-
-    def text(self, name: str) -> str | None:
-        for part in self.parts:
-            if part.name == name:
-                return part.data.decode("utf-8", "replace")
-        return None
-
-
-async def read_form(request: Request) -> Form:
-    """The request's multipart parts, in order.
+async def read_form(request: Request, model: type[FormModel]) -> FormModel:
+    """The request's multipart body as `model`: each field takes the parts of its name, a
+    file field the first such part, a list field all of them, any other field the first
+    one's text (an empty text counts as not sent when the field is optional).
 
     Raises:
-        BadRequestParameters: the body is not multipart/form-data.
-        MalformedRequest: it says it is, but does not parse.
+        BadRequestParameters: the body is not multipart/form-data, or a field is missing or
+            invalid.
+        MalformedRequest: it says it is multipart, but does not parse.
     """
     media_type, options = parse_options_header(request.headers.get("content-type"))
     boundary = options.get(b"boundary")
@@ -73,7 +47,27 @@ async def read_form(request: Request) -> Form:
         raise MalformedRequest(MALFORMED) from exc
     if parser.state != MultipartState.END:
         raise MalformedRequest(MALFORMED)
-    return Form(collector.parts)
+    try:
+        return model.model_validate(_values(collector.parts, model))
+    except ValidationError as exc:
+        raise BadRequestParameters(validation_detail(exc.errors())) from exc
+
+
+def _values(parts: list[Part], model: type[BaseModel]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for part in parts:
+        field = model.model_fields.get(part.name)
+        if field is None:
+            continue
+        if get_origin(field.annotation) is list:
+            values.setdefault(part.name, []).append(part)
+        elif part.name in values:
+            continue
+        elif field.annotation is Part:
+            values[part.name] = part
+        elif part.data or field.is_required():
+            values[part.name] = part.data.decode("utf-8", "replace")
+    return values
 
 
 class _PartCollector:

@@ -13,7 +13,6 @@ the primary's lookups.
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +41,7 @@ class VersionResolver:
         client: TFServingClient,
         cache_s: float,
         canary_label: str | None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
     ) -> None:
         self._client = client
         self._cache_s = cache_s

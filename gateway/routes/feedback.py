@@ -1,14 +1,12 @@
 """POST /feedback: a user's correction, stored as the normalised digit and one JSON line."""
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from gateway.deps import Services, feedback_store, require_api_key
-from gateway.errors import BadRequestParameters
-from gateway.parameters import API_KEY, upload_route
+from gateway.parameters import upload_route
 from gateway.routes.predict import json_response, normalised_digit
-from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses, validation_detail
+from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses
 from gateway.uploads import read_form
 
 router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)])
@@ -32,24 +30,15 @@ FEEDBACK_RESPONSES = error_responses(
     "/feedback",
     status_code=201,
     responses={201: {"model": FeedbackResponse}, **FEEDBACK_RESPONSES},
-    openapi_extra=upload_route(FeedbackForm, API_KEY),
+    openapi_extra=upload_route(FeedbackForm),
 )
 async def feedback(request: Request) -> Response:
     """Report the right digit for an image. Stores the normalised 28x28 digit (never the
     upload itself) and its metadata under GATEWAY_FEEDBACK_DIR; 404 when that is unset."""
     services: Services = request.app.state.services
     store = feedback_store(services)
-    form = await read_form(request)
-    fields: dict[str, object] = {"file": form.file("file").data}
-    for name in ("label", "predicted_digit", "model_version"):
-        text = form.text(name)
-        if text is not None and (text or name == "label"):
-            fields[name] = text
-    try:
-        sent = FeedbackForm.model_validate(fields)
-    except ValidationError as exc:
-        raise BadRequestParameters(validation_detail(exc.errors())) from exc
-    digit = await normalised_digit(form.file("file"), services)
+    sent = await read_form(request, FeedbackForm)
+    digit = await normalised_digit(sent.file, services)
     # Small files, but an fsync can take a while on a busy disk: keep the loop free.
     item = await run_in_threadpool(
         store.save,

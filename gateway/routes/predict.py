@@ -1,12 +1,10 @@
 """POST /predict and /predict/batch: upload -> normalised digit -> TF Serving -> answer.
 
-Each route decodes (the form, the pin and include_image), classifies and encodes. They read
-their requests themselves (multipart with python-multipart, parameters defined in
-gateway/parameters.py) and answer with JSON serialised once: on the hot path that costs a
-fraction of FastAPI's form and response-model machinery. The OpenAPI document describes them
-from the same definitions, and the response models it names are the contract (tests check
-answers against them).
+The routes read their own forms and parameters (gateway/uploads.py, gateway/parameters.py)
+and answer with JSON serialised once: on the hot path that costs a fraction of FastAPI's form
+and response-model machinery. The OpenAPI document is built from the same definitions.
 """
+
 import base64
 import time
 from dataclasses import dataclass
@@ -25,18 +23,19 @@ from gateway.errors import (
     UnsupportedImageType,
 )
 from gateway.metrics import note_error
-from gateway.parameters import API_KEY, INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
+from gateway.parameters import INCLUDE_IMAGE, PIN_PARAMETERS, upload_route
 from gateway.pins import Pin, request_pin
 from gateway.preprocessing import encode_png, preprocess_upload
 from gateway.schemas import (
     BatchForm,
     BatchPredictResponse,
+    Part,
     PredictForm,
     PredictResponse,
     error_responses,
 )
 from gateway.serving_client import ModelOutput
-from gateway.uploads import Form, Part, read_form
+from gateway.uploads import read_form
 
 router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
 # Uploads up to this size (canvas drawings, phone-size JPEGs) decode in well under a
@@ -118,12 +117,12 @@ class PredictParameters:
 @router.post(
     "/predict",
     responses={200: {"model": PredictResponse}, **ERROR_RESPONSES},
-    openapi_extra=upload_route(PredictForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
+    openapi_extra=upload_route(PredictForm, *PIN_PARAMETERS, INCLUDE_IMAGE),
 )
 async def predict(request: Request) -> Response:
     """Classify one handwritten digit."""
     asked = PredictParameters.of(request)
-    image = await normalised_digit((await read_form(request)).file("file"), asked.services)
+    image = await normalised_digit((await read_form(request, PredictForm)).file, asked.services)
     result = await asked.services.classifier.classify(image[None], asked.pin, asked.request_id)
     version = str(result.model_version)
     answer = prediction(result.outputs[0], image, asked.include_image, asked.services, version)
@@ -134,13 +133,13 @@ async def predict(request: Request) -> Response:
 @router.post(
     "/predict/batch",
     responses={200: {"model": BatchPredictResponse}, **ERROR_RESPONSES},
-    openapi_extra=upload_route(BatchForm, *PIN_PARAMETERS, INCLUDE_IMAGE, API_KEY),
+    openapi_extra=upload_route(BatchForm, *PIN_PARAMETERS, INCLUDE_IMAGE),
 )
 async def predict_batch(request: Request) -> Response:
     """Classify several digits in one call to the model server. A file that cannot be read
     as one digit gets its own error entry; the others are answered."""
     asked = PredictParameters.of(request)
-    files = batch_files(await read_form(request), asked.services.settings.max_batch)
+    files = batch_files(await read_form(request, BatchForm), asked.services.settings.max_batch)
     digits = [await digit_or_error(upload, asked.services, request) for upload in files]
     images = [digit for digit in digits if isinstance(digit, np.ndarray)]
     version = None
@@ -159,13 +158,9 @@ async def predict_batch(request: Request) -> Response:
     return json_response({"predictions": digits, "model_version": version})
 
 
-def batch_files(form: Form, max_batch: int) -> list[Part]:
-    """The batch's files, or the request's own error (no files, a text field, too many)."""
-    files = form.files("files")
-    if not files:
-        raise BadRequestParameters(
-            "Invalid request: field 'files' is missing; send one or more images as 'files'."
-        )
+def batch_files(form: BatchForm, max_batch: int) -> list[Part]:
+    """The batch's files, or the request's own error (a text field, too many)."""
+    files = form.files
     if any(upload.filename is None for upload in files):
         # Per-file errors are for files; a text field is a mistake in the request.
         raise BadRequestParameters(

@@ -1,4 +1,4 @@
-"""A fake TF Serving at the transport seam, and gateway clients wired to it."""
+"""A fake TF Serving at the upstream seam, and gateway clients wired to it."""
 
 import base64
 import random
@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from contract import SIGNATURE_PIXELS
 from gateway.config import Settings
 from gateway.main import create_app
+from tests.gateway.helpers import httpx_send
 
 
 @dataclass
@@ -186,8 +187,8 @@ def make_client(
             **overrides,
         }
         settings = Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
-        transport = httpx.MockTransport(fake_tf_serving)
-        client = TestClient(create_app(settings, transport=transport, draw=draw))
+        upstream = httpx_send(fake_tf_serving)
+        client = TestClient(create_app(settings, upstream=upstream, draw=draw))
         client.__enter__()
         opened.append(client)
         return client

@@ -1,7 +1,12 @@
-"""Uploads and metric readings shared by the tests that go through the gateway's routes."""
+"""Uploads, metric readings and the fake upstream seam shared by the gateway's tests."""
 
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+
+import httpx
 from fastapi.testclient import TestClient
 
+from gateway.upstream import Send
 from tests.digit_images import draw_digit, encode
 
 # A clear, dark-on-light 5: every route test's default upload.
@@ -23,3 +28,21 @@ def errors_counted(client: TestClient) -> dict[str, float]:
             labels, value = line.rsplit(" ", 1)
             counted[labels.split('kind="')[1].split('"')[0]] = float(value)
     return counted
+
+
+Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+
+
+def httpx_send(handler: Handler) -> Send:
+    """The gateway's upstream `Send` answered by `handler`, which sees each call as an
+    httpx.Request: fakes of TF Serving stay plain request -> response functions."""
+
+    async def send(
+        method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> tuple[int, bytes]:
+        answer = handler(httpx.Request(method, url, headers=headers, content=body))
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer.status_code, answer.content
+
+    return send

@@ -132,7 +132,7 @@ def _canary_times_out(fake: FakeTFServing) -> None:
 
     def slow(request: httpx.Request, version: int) -> httpx.Response:
         if version == 2:
-            raise httpx.ReadTimeout("slow canary")
+            raise TimeoutError("slow canary")
         return original(request, version)
 
     fake.predictions = slow  # type: ignore[method-assign]

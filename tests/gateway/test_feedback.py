@@ -126,6 +126,7 @@ def test_feedback_disabled_is_404_before_fields_are_checked(
         pytest.param({"label": "1", "predicted_digit": "12"}, id="predicted-out-of-range"),
         pytest.param({"label": "1", "model_version": "../3"}, id="version-not-a-number"),
         pytest.param({"label": "1", "model_version": "1" * 20}, id="version-too-long"),
+        pytest.param({"label": "1", "model_version": "0"}, id="version-zero"),
     ],
 )
 def test_feedback_bad_fields_are_422_and_store_nothing(

@@ -117,6 +117,26 @@ def test_cors_allows_only_configured_origins(make_client: Callable[..., TestClie
     assert "access-control-allow-origin" not in denied.headers
 
 
+def test_cors_lets_pages_send_every_header_the_api_reads(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(cors_allow_origins=["https://digits.example"])
+    sent = "content-type, x-api-key, x-request-id, x-model-version, x-model-label"
+
+    preflight = client.options(
+        "/predict",
+        headers={
+            "Origin": "https://digits.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": sent,
+        },
+    )
+
+    assert preflight.status_code == 200
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert set(sent.split(", ")) <= set(allowed.split(", "))
+
+
 @pytest.mark.parametrize(
     "offered",
     [

@@ -76,7 +76,7 @@ def test_openapi_feedback_takes_file_and_label_and_optional_prediction(
 
 
 @pytest.mark.parametrize("path", PREDICT_ROUTES)
-def test_openapi_predict_routes_document_pins_image_flag_and_api_key(
+def test_openapi_predict_routes_document_pins_and_image_flag(
     schema: dict[str, Any], path: str
 ) -> None:
     documented = parameters(schema, path)
@@ -87,7 +87,6 @@ def test_openapi_predict_routes_document_pins_image_flag_and_api_key(
         ("query", "include_image"),
         ("header", "x-model-version"),
         ("header", "x-model-label"),
-        ("header", "x-api-key"),
     }
     assert all(p["required"] is False for p in documented.values())
     assert documented[("query", "version")]["schema"] == {"type": "integer", "minimum": 1}
@@ -95,8 +94,18 @@ def test_openapi_predict_routes_document_pins_image_flag_and_api_key(
     assert documented[("query", "include_image")]["schema"]["type"] == "boolean"
 
 
-def test_openapi_feedback_documents_only_the_api_key(schema: dict[str, Any]) -> None:
-    assert set(parameters(schema, "/feedback")) == {("header", "x-api-key")}
+@pytest.mark.parametrize("path", UPLOAD_ROUTES)
+def test_openapi_upload_routes_require_the_api_key_scheme(
+    schema: dict[str, Any], path: str
+) -> None:
+    scheme = schema["components"]["securitySchemes"]["APIKeyHeader"]
+
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    assert post(schema, path)["security"] == [{"APIKeyHeader": []}]
+
+
+def test_openapi_feedback_documents_no_parameters(schema: dict[str, Any]) -> None:
+    assert parameters(schema, "/feedback") == {}
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ model card, against a fake TF Serving."""
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import httpx
 from fastapi.testclient import TestClient
 
@@ -100,7 +101,7 @@ def test_model_with_the_model_server_down_is_503(
     client: TestClient, fake_tf_serving: FakeTFServing
 ) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused")
+        raise aiohttp.ClientConnectionError("refused")
 
     fake_tf_serving.failure = refuse
 

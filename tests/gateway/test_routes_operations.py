@@ -3,6 +3,7 @@ Serving."""
 
 from collections.abc import Callable
 
+import aiohttp
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -47,7 +48,7 @@ def test_readyz_follows_model_state(
 
 def test_readyz_503_when_upstream_down(client: TestClient, fake_tf_serving: FakeTFServing) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused")
+        raise aiohttp.ClientConnectionError("refused")
 
     fake_tf_serving.failure = refuse
 

@@ -1,9 +1,10 @@
-"""TFServingClient (gateway/serving_client.py) on its own, over an httpx.MockTransport: the
+"""TFServingClient (gateway/serving_client.py) on its own, over a fake upstream: the
 calls it makes, the bodies it sends, and what each kind of answer or failure becomes."""
 
 import base64
 from collections.abc import Callable
 
+import aiohttp
 import httpx
 import numpy as np
 import orjson
@@ -21,6 +22,7 @@ from gateway.serving_client import (
     floats_body,
     pixels_body,
 )
+from tests.gateway.helpers import httpx_send
 
 pytestmark = pytest.mark.anyio
 
@@ -42,9 +44,7 @@ class Upstream:
 
     def client(self) -> TFServingClient:
         # A trailing slash on the base URL must not end up in the paths.
-        return TFServingClient(
-            httpx.MockTransport(self), "http://tf-serving:8501/", "mnist", httpx.Timeout(1.0)
-        )
+        return TFServingClient(httpx_send(self), "http://tf-serving:8501/", "mnist")
 
 
 def answering(status: int, body: object = None, content: bytes | None = None) -> Upstream:
@@ -378,9 +378,8 @@ async def test_predict_answer_without_predictions_is_upstream_error() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        pytest.param(httpx.ConnectError("refused"), id="connect-error"),
-        pytest.param(httpx.ConnectTimeout("slow connect"), id="connect-timeout"),
-        pytest.param(httpx.RemoteProtocolError("closed"), id="dropped-keep-alive"),
+        pytest.param(aiohttp.ConnectionTimeoutError("slow connect"), id="connect-timeout"),
+        pytest.param(aiohttp.ServerDisconnectedError(), id="dropped-keep-alive"),
     ],
 )
 async def test_connection_failure_is_retried_once_on_a_new_call(error: Exception) -> None:
@@ -395,8 +394,8 @@ async def test_connection_failure_is_retried_once_on_a_new_call(error: Exception
 @pytest.mark.parametrize(
     "error",
     [
-        pytest.param(httpx.ConnectError("refused"), id="connect-error"),
-        pytest.param(httpx.ConnectTimeout("slow connect"), id="connect-timeout"),
+        pytest.param(aiohttp.ConnectionTimeoutError("slow connect"), id="connect-timeout"),
+        pytest.param(aiohttp.ServerDisconnectedError(), id="dropped-keep-alive"),
     ],
 )
 async def test_connection_failing_twice_is_upstream_unavailable(error: Exception) -> None:
@@ -409,7 +408,7 @@ async def test_connection_failing_twice_is_upstream_unavailable(error: Exception
 
 
 async def test_read_timeout_is_upstream_timeout_without_a_retry() -> None:
-    upstream = failing(httpx.ReadTimeout("slow"))
+    upstream = failing(aiohttp.SocketTimeoutError("slow"))
 
     with pytest.raises(UpstreamTimeout, match="did not answer in time"):
         await upstream.client().predict(IMAGES, PIXELS)
@@ -418,7 +417,7 @@ async def test_read_timeout_is_upstream_timeout_without_a_retry() -> None:
 
 
 async def test_other_transport_errors_are_upstream_unavailable_without_a_retry() -> None:
-    upstream = failing(httpx.ReadError("connection reset"))
+    upstream = failing(aiohttp.ClientOSError(104, "connection reset"))
 
     with pytest.raises(UpstreamUnavailable, match="unreachable"):
         await upstream.client().model_status()

@@ -1,5 +1,5 @@
 """read_form (gateway/uploads.py) on requests built from an ASGI scope: multipart bodies as
-httpx encodes them, parts in order, and what is refused."""
+httpx encodes them, read into the routes' form models, and what is refused."""
 
 import httpx
 import pytest
@@ -7,7 +7,8 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from gateway.errors import BadRequestParameters, MalformedRequest
-from gateway.uploads import MAX_PARTS, Form, Part, read_form
+from gateway.schemas import BatchForm, FeedbackForm, Part, PredictForm
+from gateway.uploads import MAX_PARTS, read_form
 
 pytestmark = pytest.mark.anyio
 
@@ -41,39 +42,33 @@ def multipart(
     return request(encoded.read(), encoded.headers["content-type"])
 
 
-async def test_parts_come_in_order_with_names_filenames_and_data() -> None:
+async def test_form_fields_take_their_parts_in_order_untouched() -> None:
     form = await read_form(
         multipart(
             [
                 ("files", ("a.png", b"first", "image/png")),
-                ("files", ("b.png", AWKWARD, "image/png")),
                 ("extra", ("c.bmp", b"", "image/bmp")),
+                ("files", ("b.png", AWKWARD, "image/png")),
             ],
             data={"label": "3"},
-        )
+        ),
+        BatchForm,
     )
 
-    assert form.parts == [
-        Part("label", None, b"3"),
-        Part("files", "a.png", b"first"),
-        Part("files", "b.png", AWKWARD),
-        Part("extra", "c.bmp", b""),
-    ]
+    assert form.files == [Part("files", "a.png", b"first"), Part("files", "b.png", AWKWARD)]
 
 
-async def test_form_looks_up_files_and_texts_by_name() -> None:
+async def test_form_file_field_takes_the_first_part_and_text_fields_their_text() -> None:
     form = await read_form(
         multipart(
-            [("files", ("a.png", b"1", "image/png")), ("files", ("b.png", b"2", "image/png"))],
-            data={"label": "7"},
-        )
+            [("file", ("a.png", b"1", "image/png")), ("file", ("b.png", b"2", "image/png"))],
+            data={"label": "7", "predicted_digit": "", "model_version": "3"},
+        ),
+        FeedbackForm,
     )
 
-    assert [part.filename for part in form.files("files")] == ["a.png", "b.png"]
-    assert form.files("file") == []
-    assert form.file("files") == Part("files", "a.png", b"1")
-    assert form.text("label") == "7"
-    assert form.text("predicted_digit") is None
+    assert form.file == Part("file", "a.png", b"1")
+    assert (form.label, form.predicted_digit, form.model_version) == (7, None, "3")
 
 
 async def test_field_without_filename_has_none() -> None:
@@ -85,24 +80,35 @@ async def test_field_without_filename_has_none() -> None:
         b"--b0undary--\r\n"
     )
 
-    form = await read_form(request(body, "multipart/form-data; boundary=b0undary"))
+    form = await read_form(request(body, "multipart/form-data; boundary=b0undary"), PredictForm)
 
-    assert form.parts == [Part("file", None, b"\x89PNG")]
+    assert form.file == Part("file", None, b"\x89PNG")
 
 
 async def test_missing_field_is_bad_request_parameters_naming_it() -> None:
-    form = await read_form(multipart([("image", ("x.png", b"x", "image/png"))]))
+    sent = multipart([("image", ("x.png", b"x", "image/png"))])
 
-    with pytest.raises(BadRequestParameters, match="field 'file' is missing") as missing:
-        form.file("file")
+    with pytest.raises(BadRequestParameters, match="file: Field required") as missing:
+        await read_form(sent, PredictForm)
 
     assert missing.value.status_code == 422
 
 
-def test_form_text_of_invalid_utf8_is_replaced_not_an_error() -> None:
-    form = Form([Part("label", None, b"\xff3")])
+async def test_form_text_of_invalid_utf8_is_a_field_error_not_a_crash() -> None:
+    body = (
+        b"--b0undary\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        b"1\r\n"
+        b"--b0undary\r\n"
+        b'Content-Disposition: form-data; name="label"\r\n\r\n'
+        b"\xff3\r\n"
+        b"--b0undary--\r\n"
+    )
 
-    assert form.text("label") == "\ufffd3"
+    with pytest.raises(BadRequestParameters, match="label") as refused:
+        await read_form(request(body, "multipart/form-data; boundary=b0undary"), FeedbackForm)
+
+    assert refused.value.status_code == 422
 
 
 @pytest.mark.parametrize(
@@ -119,7 +125,7 @@ async def test_body_that_is_not_multipart_form_data_is_bad_request_parameters(
     content_type: str | None,
 ) -> None:
     with pytest.raises(BadRequestParameters, match="not multipart/form-data") as refused:
-        await read_form(request(b'{"file": "x"}', content_type))
+        await read_form(request(b'{"file": "x"}', content_type), PredictForm)
 
     assert refused.value.status_code == 422
 
@@ -132,7 +138,7 @@ async def test_truncated_multipart_is_malformed_request(cut: int) -> None:
     body = whole.read()
 
     with pytest.raises(MalformedRequest) as malformed:
-        await read_form(request(body[:cut], whole.headers["content-type"]))
+        await read_form(request(body[:cut], whole.headers["content-type"]), PredictForm)
 
     assert malformed.value.status_code == 400
     assert "not valid multipart/form-data" in malformed.value.detail
@@ -140,18 +146,18 @@ async def test_truncated_multipart_is_malformed_request(cut: int) -> None:
 
 async def test_body_not_framed_by_its_boundary_is_malformed_request() -> None:
     with pytest.raises(MalformedRequest):
-        await read_form(request(b"just some bytes", "multipart/form-data; boundary=x"))
+        await read_form(request(b"just some bytes", "multipart/form-data; boundary=x"), PredictForm)
 
 
 async def test_empty_multipart_body_is_malformed_request() -> None:
     with pytest.raises(MalformedRequest):
-        await read_form(request(b"", "multipart/form-data; boundary=x"))
+        await read_form(request(b"", "multipart/form-data; boundary=x"), PredictForm)
 
 
 async def test_a_body_of_more_parts_than_the_limit_is_refused() -> None:
     many = [("files", (f"{i}.png", b"x", "image/png")) for i in range(MAX_PARTS + 1)]
 
     with pytest.raises(BadRequestParameters, match=f"more than {MAX_PARTS} parts"):
-        await read_form(multipart(many))
+        await read_form(multipart(many), BatchForm)
 
-    assert len((await read_form(multipart(many[:MAX_PARTS]))).parts) == MAX_PARTS
+    assert len((await read_form(multipart(many[:MAX_PARTS]), BatchForm)).files) == MAX_PARTS

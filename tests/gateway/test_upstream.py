@@ -1,24 +1,21 @@
-"""KeepAliveTransport (gateway/upstream.py) against a real server on loopback: connections
-reused, answers read whole (Content-Length or chunked), and every failure raised as the httpx
-error the TF Serving client maps (connect, timeout, protocol)."""
+"""The TF Serving client over the real aiohttp upstream (gateway/upstream.py), against a raw
+server on loopback: connections reused and capped, answers bounded in size and time, and
+every network failure mapped to the contract's 502/503/504."""
 
 import asyncio
-import contextlib
-import socket
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 
+from gateway.config import Settings
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from gateway.serving_client import TFServingClient
-from gateway.upstream import KeepAliveTransport
+from gateway.upstream import MAX_ANSWER_BYTES, aiohttp_send
 
 pytestmark = pytest.mark.anyio
-LIMITS = httpx.Limits(max_keepalive_connections=8, keepalive_expiry=30.0)
 STATUS = b'{"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {}}]}'
-Answer = Callable[[bytes], bytes | None]  # request head -> raw answer (None: no answer)
+Writer = Callable[[asyncio.StreamWriter], object]
 
 
 @pytest.fixture(
@@ -28,191 +25,147 @@ Answer = Callable[[bytes], bytes | None]  # request head -> raw answer (None: no
     ]
 )
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
-    """Both event loops: their transports fail differently on a closed connection."""
     return request.param  # type: ignore[no-any-return]
 
 
-def plain(body: bytes = b"{}", extra: bytes = b"") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        + extra
-        + b"Content-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
+def head(length: int, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (length, extra)
+
+
+def status(writer: asyncio.StreamWriter) -> None:
+    writer.write(head(len(STATUS)) + STATUS)
 
 
 class Server:
-    """Counts connections and requests; answers each request with `answer(head)`, then
-    closes the connection when `close_after_answer`."""
+    """Answers each request with `answer(writer)`, which may write slowly; with None, never
+    answers and waits for the client to hang up."""
 
-    def __init__(self, answer: Answer, close_after_answer: bool = False) -> None:
+    def __init__(self, answer: Writer | None = status, close_after_answer: bool = False) -> None:
         self.answer = answer
         self.close_after_answer = close_after_answer
         self.connections = 0
-        self.hung_up = 0  # connections the client closed while waiting for an answer
-        self.heads: list[bytes] = []
-        self.bodies: list[bytes] = []
+        self.open = 0
+        self.most_open = 0
+        self.requests = 0
+        self.hung_up = asyncio.Event()  # the client closed a connection left unanswered
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
         try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                self.heads.append(head)
-                self.bodies.append(await reader.readexactly(length))
-                answer = self.answer(head)
-                if answer is None:  # never answers: waits for the client to hang up
+            while await reader.readuntil(b"\r\n\r\n"):
+                self.requests += 1
+                if self.answer is None:
                     await reader.read()
-                    self.hung_up += 1
+                    self.hung_up.set()
                     break
-                writer.write(answer)
+                answered = self.answer(writer)
+                if asyncio.iscoroutine(answered):
+                    await answered
                 await writer.drain()
                 if self.close_after_answer:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
-        writer.close()
+        finally:
+            self.open -= 1
+            writer.close()
 
 
 @asynccontextmanager
-async def serving(server: Server) -> AsyncIterator[str]:
+async def client_of(server: Server, **settings: object) -> AsyncIterator[TFServingClient]:
     listening = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    port = listening.sockets[0].getsockname()[1]
-    async with listening:
-        yield f"http://127.0.0.1:{port}"
-        listening.close()
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    values: dict[str, object] = {"tf_serving_url": url, **settings}
+    async with listening, aiohttp_send(Settings(_env_file=None, **values)) as send:  # type: ignore[arg-type, call-arg]
+        yield TFServingClient(send, url, "mnist")
 
 
-async def get(transport: KeepAliveTransport, url: str, read_s: float = 5.0) -> httpx.Response:
-    request = httpx.Request(
-        "POST",
-        f"{url}/v1/models/mnist:predict?x=1",
-        content=b'{"instances": [1]}',
-        headers={"Content-Type": "application/json"},
-        extensions={"timeout": {"connect": 5.0, "read": read_s}},
-    )
-    return await transport.handle_async_request(request)
+async def test_upstream_connections_are_reused() -> None:
+    server = Server()
+    async with client_of(server) as client:
+        statuses = [await client.model_status() for _ in range(3)]
 
-
-async def test_connections_are_reused_and_requests_sent_whole() -> None:
-    server = Server(lambda head: plain(b'{"n": 1}'))
-    async with serving(server) as url, KeepAliveTransport(LIMITS) as transport:
-        answers = [await get(transport, url) for _ in range(3)]
-
-    assert [a.json() for a in answers] == [{"n": 1}] * 3
+    assert [s[0].state for s in statuses] == ["AVAILABLE"] * 3
     assert server.connections == 1
-    assert server.heads[0].startswith(b"POST /v1/models/mnist:predict?x=1 HTTP/1.1\r\n")
-    assert b"content-type: application/json" in server.heads[0].lower()
-    assert server.bodies == [b'{"instances": [1]}'] * 3
 
 
-async def test_chunked_answers_are_read_whole() -> None:
-    chunked = (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"5\r\n{\"a\":\r\n3\r\n 1}\r\n0\r\n\r\n"
-    )
-    async with serving(Server(lambda head: chunked)) as url, KeepAliveTransport(LIMITS) as t:
-        answer = await get(t, url)
-
-    assert answer.json() == {"a": 1}
-
-
-async def test_connection_close_is_not_reused() -> None:
-    server = Server(lambda head: plain(extra=b"Connection: close\r\n"), close_after_answer=True)
-    async with serving(server) as url, KeepAliveTransport(LIMITS) as transport:
-        for _ in range(2):
-            assert (await get(transport, url)).status_code == 200
-
-    assert server.connections == 2
-
-
-async def test_a_server_that_closes_idle_connections_costs_no_request() -> None:
-    """Closed without saying so: the next call may meet the closed connection, and the TF
-    Serving client tries once more on a new one."""
-    server = Server(lambda head: plain(STATUS), close_after_answer=True)
-    async with serving(server) as url, KeepAliveTransport(LIMITS) as transport:
-        client = TFServingClient(transport, url, "mnist", httpx.Timeout(5.0))
+async def test_upstream_server_closing_idle_connections_costs_no_request() -> None:
+    """Closed without saying so: a call may meet the closed connection and tries again."""
+    server = Server(close_after_answer=True)
+    async with client_of(server) as client:
         statuses = [await client.model_status() for _ in range(3)]
 
     assert [s[0].state for s in statuses] == ["AVAILABLE"] * 3
 
 
-async def test_no_answer_in_time_is_a_read_timeout_and_the_connection_is_dropped() -> None:
-    answers = iter([None, plain()])
-    server = Server(lambda head: next(answers))
-    async with serving(server) as url, KeepAliveTransport(LIMITS) as transport:
-        with pytest.raises(httpx.ReadTimeout):
-            await get(transport, url, read_s=0.05)
-        assert (await get(transport, url)).status_code == 200
+async def test_upstream_open_connections_are_capped_at_max_in_flight() -> None:
+    release = asyncio.Event()
 
-    assert server.connections == 2
+    async def held(writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        status(writer)
+
+    server = Server(held)
+    async with client_of(server, max_in_flight=2) as client:
+        calls = [asyncio.create_task(client.model_status()) for _ in range(5)]
+        while server.requests < 2:
+            await asyncio.sleep(0.01)
+        release.set()
+        answers = await asyncio.gather(*calls)
+
+    assert len(answers) == 5
+    assert server.most_open == 2
 
 
-async def test_nothing_listening_is_a_connect_error() -> None:
+async def test_upstream_answer_over_the_limit_is_upstream_error() -> None:
+    body = b" " * (MAX_ANSWER_BYTES + 1)
+    async with client_of(Server(lambda writer: writer.write(head(len(body)) + body))) as client:
+        with pytest.raises(UpstreamError, match="larger than"):
+            await client.model_status()
+
+
+async def test_upstream_trickling_answer_is_cut_at_the_timeout() -> None:
+    """A byte every 20 ms for 10 s: each read is quick, the whole exchange is not."""
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        writer.write(head(500))
+        for _ in range(500):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    async with client_of(Server(trickle), timeout_s=0.3) as client:
+        with pytest.raises(UpstreamTimeout, match="did not answer in time"):
+            await client.model_status()
+
+
+async def test_upstream_nothing_listening_is_upstream_unavailable() -> None:
     listening = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = listening.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
     listening.close()
     await listening.wait_closed()
 
-    async with KeepAliveTransport(LIMITS) as transport:
-        with pytest.raises(httpx.ConnectError):
-            await get(transport, f"http://127.0.0.1:{port}")
+    async with aiohttp_send(Settings(_env_file=None, tf_serving_url=url)) as send:  # type: ignore[call-arg]
+        with pytest.raises(UpstreamUnavailable, match="unreachable"):
+            await TFServingClient(send, url, "mnist").model_status()
 
 
-async def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
-    async with serving(Server(lambda head: b"SSH-2.0-OpenSSH\r\n\r\n")) as url:
-        async with KeepAliveTransport(LIMITS) as transport:
-            with pytest.raises(httpx.RemoteProtocolError):
-                await get(transport, url)
+async def test_upstream_answer_that_is_not_http_is_upstream_unavailable() -> None:
+    async with client_of(Server(lambda writer: writer.write(b"SSH-2.0-OpenSSH\r\n\r\n"))) as c:
+        with pytest.raises(UpstreamUnavailable, match="unreachable"):
+            await c.model_status()
 
 
-async def test_a_cancelled_request_closes_its_connection() -> None:
+async def test_upstream_caller_giving_up_closes_its_connection() -> None:
     """A caller that gives up (a client disconnecting) leaves no half-used connection."""
-    server = Server(lambda head: None)
-    async with serving(server) as url, KeepAliveTransport(LIMITS) as transport:
-        waiting = asyncio.create_task(get(transport, url))
-        while not server.heads:
+    server = Server(None)
+    async with client_of(server) as client:
+        waiting = asyncio.create_task(client.model_status())
+        while not server.requests:
             await asyncio.sleep(0.01)
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        for _ in range(500):  # the server sees the hang-up within a few loop turns
-            if server.hung_up:
-                break
-            await asyncio.sleep(0.01)
-
-    assert server.hung_up == 1
-
-
-async def test_a_server_that_closes_at_once_is_a_protocol_error_not_a_wait() -> None:
-    """Accepted, then closed before the request is written (a restarting model server): the
-    TF Serving client's retry needs RemoteProtocolError, at once, not a read timeout."""
-    listening = socket.create_server(("127.0.0.1", 0))
-    port = listening.getsockname()[1]
-
-    def close_at_once() -> None:  # another thread, as another process would: no shared loop
-        with contextlib.suppress(OSError):
-            while True:
-                listening.accept()[0].close()
-
-    thread = threading.Thread(target=close_at_once, daemon=True)
-    thread.start()
-    try:
-        async with KeepAliveTransport(LIMITS) as transport:
-            # Many at once: some connections are seen closed before their request is written.
-            failures = await asyncio.gather(
-                *(get(transport, f"http://127.0.0.1:{port}", read_s=2.0) for _ in range(100)),
-                return_exceptions=True,
-            )
-    finally:
-        listening.shutdown(socket.SHUT_RDWR)  # wakes the thread's accept with an error
-        listening.close()
-        thread.join(timeout=10)
-
-    assert not thread.is_alive()
-    assert {type(failure) for failure in failures} == {httpx.RemoteProtocolError}
+        await asyncio.wait_for(server.hung_up.wait(), 10)
