@@ -1,18 +1,11 @@
-"""Realistic inputs for the benchmarks, made in code: canvas drawings and photos of ink on
-paper as uploads, and the normalised tensors the gateway makes of them (the drawing itself
-is tests/digit_images.py's)."""
+"""Realistic uploads for the benchmarks, made in code: canvas drawings and photos of ink on
+paper (the drawing itself is tests/digit_images.py's)."""
 
 import numpy as np
-import orjson
 from PIL import Image
 
-from gateway.config import DEFAULT_MAX_IMAGE_PIXELS
-from gateway.preprocessing import preprocess_upload
+from bench.loadgen import Upload
 from tests.digit_images import MARKER_SEVEN, draw_marker_stroke, encode
-
-Upload = tuple[str, bytes, str]  # filename, content, content type
-BOUNDARY = "benchboundary7d1c"
-MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"  # the Content-Type of `multipart`
 
 
 def uploads() -> list[Upload]:
@@ -34,28 +27,3 @@ def uploads() -> list[Upload]:
             jpeg = encode(photo.convert("RGB"), "JPEG", quality=85)
             files.append((f"photo{index}.jpg", jpeg, "image/jpeg"))
     return files
-
-
-def normalised_bodies(files: list[Upload]) -> list[bytes]:
-    """`:predict` bodies (row format, one instance) of the uploads as the gateway sends them."""
-    return [
-        orjson.dumps(
-            {"instances": preprocess_upload(data, DEFAULT_MAX_IMAGE_PIXELS)[None, :, :, None]},
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        )
-        for _, data, _ in files
-    ]
-
-
-def multipart(files: list[bytes], field: str) -> bytes:
-    """A multipart/form-data body with each file as a part called `field`."""
-    parts = [
-        (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="digit{index}.png"\r\nContent-Type: image/png\r\n\r\n'
-        ).encode()
-        + data
-        + b"\r\n"
-        for index, data in enumerate(files)
-    ]
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
