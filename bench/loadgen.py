@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import aiohttp
 import numpy as np
 
-Upload = tuple[str, bytes, str]  # filename, content, content type
+from bench.digits import Upload
+
 Request = tuple[str, bytes, str]  # url, body, content type
 Log = list[tuple[float, int, float]]  # (started, status or -1 for no answer, seconds) per request
 BOUNDARY = "benchboundary7d1c"

@@ -99,6 +99,7 @@ def soak(model_dir: Path, seconds: float, concurrency: int) -> tuple[Log, Memory
                 memory.append((time.monotonic(), rss_kib(gateway.pid)))
                 if elapsed >= marks["kill"] and "kill" not in events:
                     events["kill"] = time.monotonic()
+                    assert serving is not None  # started above; restarted only after this
                     serving.kill()
                 if elapsed >= marks["restart"] and "restart" not in events:
                     events["restart"] = time.monotonic()
