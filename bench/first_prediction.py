@@ -21,10 +21,11 @@ from pathlib import Path
 
 import httpx
 
+from bench.compare import start_stack
 from bench.digits import uploads
 from bench.loadgen import MULTIPART, Load, multipart, run_load
 from contract import MODEL_NAME
-from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
+from scripts.services import ROOT, stop
 
 SERVING_PORT, GATEWAY_PORT = 18801, 18802
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
@@ -92,25 +93,9 @@ def main() -> int:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=60)
 
-    quiet = {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{SERVING_PORT}"}
-    processes = []
-    try:
-        processes.append(
-            start(
-                model_server_command(models, SERVING_PORT, "--log-level", "warning"),
-                model_url(f"http://127.0.0.1:{SERVING_PORT}"),
-                {"TF_CPP_MIN_LOG_LEVEL": "2"},
-                quiet=True,
-            )
-        )
-        processes.append(
-            start(
-                gateway_command(GATEWAY_PORT, "--workers", "2", "--log-level", "warning"),
-                f"{GATEWAY}/readyz",
-                quiet,
-                quiet=True,
-            )
-        )
+    processes: list[subprocess.Popen[bytes]] = []
+    try:  # the same stack, nothing training: the model server and the gateway (2 workers)
+        start_stack(ROOT, models, SERVING_PORT, processes)
         idle = latency(args.seconds)
     finally:
         stop(processes)
