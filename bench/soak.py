@@ -126,6 +126,9 @@ def report(
     seconds: float, concurrency: int, log: Log, memory: Memory, events: dict[str, float]
 ) -> list[str]:
     """Print the soak's phases, timeouts and memory; what failed."""
+    if missing := {"kill", "serving", "publish"} - set(events):
+        # On a busy machine the model server's restart can outlast a short soak.
+        return [f"the load ended before {', '.join(sorted(missing))}: give it more --seconds"]
     grace = 5.0  # the gateway notices a returned model server within its version cache
     phases = {
         "before the kill": (0.0, events["kill"]),
