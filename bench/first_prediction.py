@@ -21,10 +21,11 @@ from pathlib import Path
 
 import httpx
 
+from bench.compare import start_stack
 from bench.digits import uploads
-from bench.loadgen import LoadResult, run_load
+from bench.loadgen import MULTIPART, Load, multipart, run_load
 from contract import MODEL_NAME
-from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
+from scripts.services import ROOT, stop
 
 SERVING_PORT, GATEWAY_PORT = 18801, 18802
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
@@ -43,18 +44,12 @@ def first_answer(upload: tuple[str, bytes, str], timeout_s: float) -> float:
     raise SystemExit(f"error: no answer from /predict within {timeout_s:.0f} s")
 
 
-def latency(seconds: float) -> dict[int, LoadResult]:
-    import aiohttp
-
-    files = uploads()
-
-    def request(i: int) -> tuple[str, dict[str, object]]:
-        form = aiohttp.FormData()
-        name, data, kind = files[i % len(files)]
-        form.add_field("file", data, filename=name, content_type=kind)
-        return f"{GATEWAY}/predict", {"data": form}
-
-    return {c: run_load(request, c, seconds) for c in (1, 8)}
+def latency(seconds: float) -> dict[int, Load]:
+    bodies = [multipart([upload], "file") for upload in uploads()]
+    return {
+        c: run_load(lambda i: (f"{GATEWAY}/predict", bodies[i % 16], MULTIPART), c, seconds)
+        for c in (1, 8)
+    }
 
 
 def main() -> int:
@@ -98,25 +93,9 @@ def main() -> int:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=60)
 
-    quiet = {"GATEWAY_TF_SERVING_URL": f"http://127.0.0.1:{SERVING_PORT}"}
-    processes = []
-    try:
-        processes.append(
-            start(
-                model_server_command(models, SERVING_PORT, "--log-level", "warning"),
-                model_url(f"http://127.0.0.1:{SERVING_PORT}"),
-                {"TF_CPP_MIN_LOG_LEVEL": "2"},
-                quiet=True,
-            )
-        )
-        processes.append(
-            start(
-                gateway_command(GATEWAY_PORT, "--workers", "2", "--log-level", "warning"),
-                f"{GATEWAY}/readyz",
-                quiet,
-                quiet=True,
-            )
-        )
+    processes: list[subprocess.Popen[bytes]] = []
+    try:  # the same stack, nothing training: the model server and the gateway (2 workers)
+        start_stack(ROOT, models, SERVING_PORT, processes)
         idle = latency(args.seconds)
     finally:
         stop(processes)
@@ -128,8 +107,8 @@ def main() -> int:
     for name, results in (("full model training", training), ("nothing training", idle)):
         for concurrency, r in results.items():
             print(
-                f"| {name} | {concurrency} | {r.rate:.0f} | {r.p50:.1f} | "
-                f"{r.percentile(99):.1f} | {r.errors} |"
+                f"| {name} | {concurrency} | {r.rate:.0f} | {r.p50_ms:.1f} | "
+                f"{r.p99_ms:.1f} | {r.errors} |"
             )
     return 0
 

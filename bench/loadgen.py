@@ -1,82 +1,83 @@
-"""A small closed-loop HTTP load generator: N concurrent clients, each sending its next
-request when the previous answer arrives, for a fixed time. Shared by the benchmarks."""
+"""The benchmarks' one load driver: N clients, each posting its next request when the
+previous answer arrives (a closed loop), for a fixed time; and the multipart bodies they post."""
 
 import asyncio
-import statistics
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
+import numpy as np
 
-RequestFactory = Callable[[int], tuple[str, dict[str, object]]]  # i -> (url, aiohttp kwargs)
+from bench.digits import Upload
+
+Request = tuple[str, bytes, str]  # url, body, content type
+Log = list[tuple[float, int, float]]  # (started, status or -1 for no answer, seconds) per request
+BOUNDARY = "benchboundary7d1c"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"  # the Content-Type of `multipart`
+
+
+def multipart(files: Sequence[Upload], field: str) -> bytes:
+    """A multipart/form-data body with each file as a part called `field`."""
+    parts = [
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{name}"\r\nContent-Type: {kind}\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+        for name, data, kind in files
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+async def drive(
+    request: Callable[[int], Request], concurrency: int, seconds: float, timeout_s: float = 30
+) -> Log:
+    """Post `request(i)` for i = 0, 1, ... from `concurrency` clients until `seconds` pass."""
+    log: Log = []
+    deadline = time.monotonic() + seconds
+    counter = itertools.count()
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency),
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+    ) as session:
+
+        async def client() -> None:
+            while time.monotonic() < deadline:
+                url, body, content_type = request(next(counter))
+                started = time.monotonic()
+                try:
+                    headers = {"Content-Type": content_type}
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        status = response.status
+                except (TimeoutError, aiohttp.ClientError):
+                    status = -1
+                log.append((started, status, time.monotonic() - started))
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return log
 
 
 @dataclass(frozen=True)
-class LoadResult:
-    concurrency: int
-    seconds: float
-    requests: int
-    errors: int
-    latencies_ms: list[float]
+class Load:
+    """What one closed-loop run achieved: answers 200 per second and their latency."""
 
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+    answered: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # answers other than 200, and requests without an answer
 
 
-async def _run(make_request: RequestFactory, concurrency: int, seconds: float) -> LoadResult:
-    latencies: list[float] = []
-    errors = 0
-    counter = 0
-    deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def client() -> None:
-            nonlocal errors, counter
-            while time.perf_counter() < deadline:
-                counter += 1
-                url, options = make_request(counter)
-                started = time.perf_counter()
-                try:
-                    async with session.post(url, **options) as response:  # type: ignore[arg-type]
-                        await response.read()
-                        ok = response.status == 200
-                except aiohttp.ClientError:
-                    ok = False
-                if ok:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                else:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return LoadResult(concurrency, elapsed, len(latencies) + errors, errors, latencies)
-
-
-def run_load(make_request: RequestFactory, concurrency: int, seconds: float) -> LoadResult:
-    """Drive the target for `seconds` with `concurrency` clients (bounded in time and count)."""
-    return asyncio.run(_run(make_request, concurrency, seconds))
-
-
-def table(title: str, rows: list[tuple[str, LoadResult]]) -> str:
-    header = ("target", "conc", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors")
-    lines = [title, f"{header[0]:<28}" + "".join(f" {name:>8}" for name in header[1:])]
-    for name, result in rows:
-        lines.append(
-            f"{name:<28} {result.concurrency:>8} {result.rate:>8.0f} {result.p50:>8.2f} "
-            f"{result.percentile(95):>8.2f} {result.percentile(99):>8.2f} {result.errors:>8}"
-        )
-    return "\n".join(lines)
+def run_load(request: Callable[[int], Request], concurrency: int, seconds: float) -> Load:
+    began = time.monotonic()
+    log = asyncio.run(drive(request, concurrency, seconds))
+    elapsed = time.monotonic() - began
+    answered = [took * 1000 for _, status, took in log if status == 200]
+    p50, p99 = np.percentile(answered, [50, 99]) if answered else (float("nan"),) * 2
+    return Load(
+        len(answered), len(answered) / elapsed, float(p50), float(p99), len(log) - len(answered)
+    )

@@ -168,7 +168,7 @@ def _paper(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.
     page = np.full((height, width), float(rng.integers(195, 240)), np.float32)
     slope = rng.uniform(-0.05, 0.05, 2)
     rows, cols = np.mgrid[:height, :width]
-    return page + (slope[0] * rows + slope[1] * cols).astype(np.float32)
+    return np.asarray(page + (slope[0] * rows + slope[1] * cols), np.float32)
 
 
 def _write(page: np.ndarray, ink: Image.Image, at: tuple[int, int], level: float) -> None:
@@ -215,7 +215,7 @@ def _shadow(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         distance = (1 - scaled) * min(radii)
     edge = np.clip(distance / rng.uniform(0.5, 4.0) + 0.5, 0, 1)
     darkness = 1 - rng.uniform(0.35, 0.65) * edge
-    return page * (darkness[..., None] if page.ndim == 3 else darkness)
+    return np.asarray(page * (darkness[..., None] if page.ndim == 3 else darkness))
 
 
 def hard_shadow(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -539,7 +539,7 @@ def text_line(rng: np.random.Generator) -> Image.Image:
     text = " ".join(rng.choice(words, size=int(rng.integers(2, 5))))
     font = ImageFont.load_default(size=int(rng.integers(18, 48)))
     left, top, right, bottom = font.getbbox(text)
-    image = Image.new("L", (right + 40, bottom + 40), 250)
+    image = Image.new("L", (int(right) + 40, int(bottom) + 40), 250)
     ImageDraw.Draw(image).text((20, 20), text, fill=20, font=font)
     return image
 

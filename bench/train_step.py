@@ -38,7 +38,7 @@ def layer_ms(layer: Any, batch: int, repeats: int) -> float:
 
     inputs = tf.random.uniform((batch, *layer.input.shape[1:]))
 
-    @tf.function  # type: ignore[misc]
+    @tf.function  # type: ignore[untyped-decorator]
     def forward_backward(inputs: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(inputs)

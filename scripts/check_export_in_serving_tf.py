@@ -128,7 +128,7 @@ def reexec_in_venv(venv: Path) -> None:
 
 # --------------------------------------------------------------------------------------
 # Digits drawn with numpy alone: anti-aliased strokes between points on a unit square.
-# Not tests/digit_images.py's drawer: that one needs Pillow, and this environment holds only
+# Not bench/digits.py's drawer: that one needs Pillow, and this environment holds only
 # the serving image's TensorFlow (with numpy).
 
 # A "1": one slightly slanted stroke, as MNIST writers draw it.

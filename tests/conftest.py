@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.digit_images import write_synthetic_npz
+from bench.digits import write_synthetic_npz
 
 
 class FailOnSkip:

@@ -171,7 +171,7 @@ def verify_export(path: Path) -> None:
 def warmup_drawing() -> bytes:
     """A PNG of a 7 drawn with a marker: what a canvas sends, for warming up in-graph decoding.
 
-    Drawn here, not by tests/digit_images.py: the training image, which exports, holds no tests/.
+    Drawn here, not by bench/digits.py: the training image, which exports, holds no bench/.
     """
     image = Image.new("L", (96, 96), 255)
     ImageDraw.Draw(image).line([(24, 20), (72, 20), (40, 80)], fill=20, width=8, joint="curve")

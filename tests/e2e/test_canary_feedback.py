@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.digit_images import draw_digit, encode
+from bench.digits import draw_digit, encode
 from tests.e2e.conftest import Service, config_model_server, free_port, gateway
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.digit_images import draw_digit, encode
+from bench.digits import draw_digit, encode
 from tests.e2e.conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.digit_images import draw_digit, encode
+from bench.digits import draw_digit, encode
 from tests.e2e.conftest import Service, Stack
 
 pytestmark = pytest.mark.e2e

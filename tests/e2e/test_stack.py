@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.digit_images import draw_digit, encode
+from bench.digits import draw_digit, encode
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e

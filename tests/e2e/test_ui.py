@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.digit_images import draw_digit, encode
+from bench.digits import draw_digit, encode
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e

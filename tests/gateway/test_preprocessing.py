@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
-from gateway.preprocessing import decode_digit_image, normalise_digit, preprocess_upload
-from tests.digit_images import (
+from bench.digits import (
     bold_eight,
     bold_one_bar,
     draw_digit,
@@ -26,6 +24,8 @@ from tests.digit_images import (
     with_hard_shadow,
     with_specks,
 )
+from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
+from gateway.preprocessing import decode_digit_image, normalise_digit, preprocess_upload
 
 MAX_PIXELS = 40_000_000
 

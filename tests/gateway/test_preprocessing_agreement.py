@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from gateway.errors import NoDigitFound
-from gateway.preprocessing import preprocess_upload
-from tests.digit_images import (
+from bench.digits import (
     bold_eight,
     bold_one_bar,
     draw_digit,
@@ -23,6 +21,8 @@ from tests.digit_images import (
     with_hard_shadow,
     with_specks,
 )
+from gateway.errors import NoDigitFound
+from gateway.preprocessing import preprocess_upload
 
 tf = pytest.importorskip("tensorflow")
 
