@@ -3,7 +3,8 @@ the documented schema (status codes, content types, headers, bodies).
 
 Schema-valid requests may still be refused (random bytes are not an image of a digit), so
 the "positive data acceptance" check is the one check left out. Feedback is on, in a
-temporary folder, so /feedback is fuzzed past its 404."""
+temporary folder, so /feedback is fuzzed past its 404. Derandomized: every run fuzzes the
+same cases."""
 
 import tempfile
 from pathlib import Path
@@ -35,13 +36,25 @@ app = create_app(SETTINGS, transport=httpx.MockTransport(FakeTFServing()))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
+def is_batch_of_uploads(case: schemathesis.Case) -> bool:
+    """A multipart part is bytes whatever type the schema mutated it to: a "schema-violating"
+    /predict/batch body that still holds files is a batch of uploads, which the contract
+    answers file by file (200, an error entry for each unreadable one), not by refusing it."""
+    return case.path == "/predict/batch" and isinstance(case.body, dict) and "files" in case.body
+
+
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 def test_fuzz_openapi_no_server_errors_and_schema_conformance(case: schemathesis.Case) -> None:
     response = case.call()
 
     assert response.status_code < 500, response.text
-    case.validate_response(response, excluded_checks=[schemathesis.checks.positive_data_acceptance])
+    excluded = [schemathesis.checks.positive_data_acceptance]
+    if is_batch_of_uploads(case):
+        excluded.append(schemathesis.checks.negative_data_rejection)
+    case.validate_response(response, excluded_checks=excluded)
 
 
 @pytest.mark.parametrize("path", ["/", "/healthz", "/model", "/feedback"])
