@@ -55,22 +55,24 @@ def _log_tail(log: Path | None) -> str:
 
 def until(
     condition: Callable[[], object], what: str, timeout_s: float = 60, log: Path | None = None
-) -> None:
-    """Poll `condition` until it holds; an exception it raises counts as not yet.
+) -> float:
+    """Poll `condition` until it holds and return the seconds that took; an exception it
+    raises counts as not yet. Polls quickly at first, then every half second.
 
     Raises:
         TimeoutError: not within `timeout_s`, naming `what`, the last exception and the end
             of `log`.
     """
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    last, pause = "", 0.025
+    while time.monotonic() - started < timeout_s:
         try:
             if condition():
-                return
+                return time.monotonic() - started
         except Exception as exc:  # not up yet, say; quoted if it never holds
             last = f" (last: {exc!r})"
-        time.sleep(0.05)
+        pause = min(pause * 2, 0.5)
+        time.sleep(pause)
     raise TimeoutError(f"not within {timeout_s:.0f} s: {what}{last}{_log_tail(log)}")
 
 
