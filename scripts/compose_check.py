@@ -14,13 +14,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 from PIL import Image
+
+from scripts.services import until
 
 PROJECT = "mnist-compose-check"
 COMPOSE = ["docker", "compose", "-p", PROJECT, "-f", "docker-compose.yml",
@@ -49,24 +51,8 @@ def compose(*args: str) -> str:
     return run(*COMPOSE, *args)
 
 
-def until(what: str, ready: Callable[[], bool], timeout_s: float) -> float:
-    """Wait until ready() is true; the seconds it took."""
-    started = time.monotonic()
-    while not ready():
-        if time.monotonic() - started > timeout_s:
-            raise CheckFailed(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(0.5)
-    return time.monotonic() - started
-
-
-def answers(url: str, status: int = 200, **request: object) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return httpx.request(url=url, timeout=5, **request).status_code == status  # type: ignore[arg-type]
-        except httpx.TransportError:
-            return False
-
-    return ready
+def gateway_ready() -> bool:
+    return httpx.get(f"{GATEWAY}/readyz", timeout=5).status_code == 200
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -124,7 +110,7 @@ def check_new_version(client: httpx.Client, image: np.ndarray) -> str:
         answer = predict(client, png(image))
         return answer.status_code == 200 and answer.json()["model_version"] == "2"
 
-    followed = until("unpinned /predict answered by version 2", served_by_2, 120)
+    followed = until(served_by_2, "unpinned /predict answered by version 2", 120)
     return f"`run --rm trainer` published version 2 in {trained:.0f} s; unpinned " \
            f"/predict answered by it {followed:.1f} s later (no `stable` label: the newest)"
 
@@ -135,15 +121,15 @@ def check_restart(client: httpx.Client, image: np.ndarray) -> str:
     if statuses != {503}:
         raise CheckFailed(f"/predict with the model server stopped answered {statuses}")
     compose("start", "tf-serving")
-    back = until("/predict after the restart", lambda: predict(client, png(image))
-                 .status_code == 200, 180)
+    back = until(lambda: predict(client, png(image)).status_code == 200,
+                 "/predict after the restart", 180)
     return f"model server stopped: /predict 503 x3; started: 200 again after {back:.1f} s"
 
 
 def check_api_keys(client: httpx.Client, image: np.ndarray) -> str:
     os.environ["GATEWAY_API_KEYS"] = API_KEY
     compose("up", "-d", "--no-deps", "gateway")
-    until("the gateway with API keys", answers(f"{GATEWAY}/readyz", method="GET"), 120)
+    until(gateway_ready, "the gateway with API keys", 120)
     without = predict(client, png(image)).status_code
     with_key = predict(client, png(image), **{"X-API-Key": API_KEY}).status_code
     if (without, with_key) != (401, 200):
@@ -167,8 +153,8 @@ def stack() -> Iterator[float]:
     started = time.monotonic()
     try:
         compose("up", "-d")
-        yield until("the gateway ready", answers(f"{GATEWAY}/readyz", method="GET"), 600) + (
-            time.monotonic() - started)
+        until(gateway_ready, "the gateway ready", 600)
+        yield time.monotonic() - started
     except BaseException:
         logs = subprocess.run([*COMPOSE, "logs", "--tail", "40"], capture_output=True, text=True)
         print(logs.stdout[-8000:], file=sys.stderr)
@@ -220,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if left:
             raise CheckFailed(f"`down -v` left {left}")
         report("down -v", "no container, volume or network of the project left")
-    except CheckFailed as failure:
+    except (CheckFailed, TimeoutError) as failure:
         print(f"compose-check FAILED: {failure}", file=sys.stderr)
         return 1
     report("passed", f"in {time.monotonic() - started:.0f} s")

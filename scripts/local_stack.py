@@ -10,7 +10,6 @@ already published. Ctrl-C stops everything, training included.
 """
 
 import argparse
-import io
 import os
 import signal
 import subprocess
@@ -19,23 +18,14 @@ import threading
 import time
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from contract import MODEL_NAME
 from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
+from training.signature_check import SEVEN, drawn_page
 from training.versions import published_recipes
 
 QUICK, FULL = "quick", "default"
-
-
-def sample_digit(path: Path) -> None:
-    """A hand-drawn-looking 7: dark marker strokes on white, as a phone or canvas gives."""
-    image = Image.new("L", (280, 280), 255)
-    draw = ImageDraw.Draw(image)
-    draw.line([(70, 60), (210, 60), (120, 230)], fill=20, width=18, joint="curve")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -152,7 +142,8 @@ def main() -> int:
             plan = "the full model is published; nothing to train."
 
         sample = args.model_dir.parent / "sample-digit.png"
-        sample_digit(sample)
+        # The marker 7 of the export's warm-up request, as a canvas sends it.
+        Image.fromarray(drawn_page(SEVEN, 280)[..., 0]).save(sample)
         print(
             f"\nThe stack is up.\n"
             f"  gateway       {gateway_url}\n"
@@ -182,7 +173,7 @@ def main() -> int:
         print("\n==> Stopping", flush=True)
         return 0
     finally:
-        stop([*processes, *([training] if training is not None else [])])  # type: ignore[list-item]
+        stop([*processes, training])
 
 
 if __name__ == "__main__":

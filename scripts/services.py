@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from contract import MODEL_NAME
 
@@ -53,23 +53,35 @@ def _log_tail(log: Path | None) -> str:
     return "\n" + log.read_text(errors="replace")[-LOG_TAIL_CHARS:]
 
 
-def wait_until_ok(
-    url: str, process: subprocess.Popen[bytes], timeout_s: float, log: Path | None = None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(
-                f"error: {process.args[2]} exited with code {process.returncode}{_log_tail(log)}"
-            )
+def until(
+    condition: Callable[[], object], what: str, timeout_s: float = 60, log: Path | None = None
+) -> float:
+    """Poll `condition` until it holds and return the seconds that took; an exception it
+    raises counts as not yet. Polls quickly at first, then every half second.
+
+    Raises:
+        TimeoutError: not within `timeout_s`, naming `what`, the last exception and the end
+            of `log`.
+    """
+    started = time.monotonic()
+    last, pause = "", 0.025
+    while time.monotonic() - started < timeout_s:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"error: {url} did not answer 200 within {timeout_s:.0f} s{_log_tail(log)}")
+            if condition():
+                return time.monotonic() - started
+        except Exception as exc:  # not up yet, say; quoted if it never holds
+            last = f" (last: {exc!r})"
+        pause = min(pause * 2, 0.5)
+        time.sleep(pause)
+    raise TimeoutError(f"not within {timeout_s:.0f} s: {what}{last}{_log_tail(log)}")
+
+
+def _answers_ok(url: str, process: subprocess.Popen[bytes], log: Path | None) -> bool:
+    if process.poll() is not None:
+        name = process.args[2]  # type: ignore[index]  # python -m <name>
+        raise SystemExit(f"error: {name!s} exited with code {process.returncode}{_log_tail(log)}")
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
 
 
 def start(
@@ -101,19 +113,24 @@ def start(
             stderr=stderr,
         )
     try:
-        wait_until_ok(health_url, process, timeout_s, log)
+        ready = f"{health_url} answers 200"
+        until(lambda: _answers_ok(health_url, process, log), ready, timeout_s, log)
+    except TimeoutError as exc:
+        stop([process])
+        raise SystemExit(f"error: {exc}") from None
     except BaseException:
         stop([process])
         raise
     return process
 
 
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop(processes: Iterable[subprocess.Popen[Any] | None]) -> None:
     """SIGTERM (in-flight requests finish), then kill whatever is still there after 15 s."""
-    for process in processes:
+    started = [process for process in processes if process is not None]
+    for process in started:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    for process in processes:
+    for process in started:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:

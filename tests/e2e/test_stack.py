@@ -10,7 +10,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from bench.digits import draw_digit, encode
+from scripts.services import until
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e
@@ -218,13 +219,6 @@ def _flow(url: str, stop: threading.Event, results: list[tuple[float, int, str]]
             time.sleep(0.02)
 
 
-def until(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.05)
-
-
 def answered_after(results: list[tuple[float, int, str]], moment: float) -> int:
     """How many requests sent after `moment` have their answer."""
     return sum(1 for sent, _, _ in results if sent > moment)
@@ -240,13 +234,9 @@ def test_e2e_model_server_outage_gives_503_then_recovers(stack: Stack) -> None:
         healthy_while_down = httpx.get(f"{stack.gateway.url}/healthz", timeout=10).status_code
         restarted = time.monotonic()
         stack.serving.start()
-        recovered = None
-        while time.monotonic() - restarted < 60:
-            if httpx.get(f"{stack.gateway.url}/readyz", timeout=10).status_code == 200:
-                recovered = time.monotonic()
-                break
-            time.sleep(0.2)
-        assert recovered is not None
+        ready = f"{stack.gateway.url}/readyz"
+        until(lambda: httpx.get(ready, timeout=10).status_code == 200, "the gateway ready again")
+        recovered = time.monotonic()
         until(lambda: answered_after(results, recovered) >= 5, "requests answered after")
 
     assert ready_while_down == 503 and healthy_while_down == 200
