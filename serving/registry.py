@@ -151,9 +151,9 @@ class Servable:
         name: str,
         version: int,
         path: Path,
-        batching: BatchingParameters,
-        executor: Executor,
-        on_batch: Callable[[int, float], None] | None = None,
+        batching: BatchingParameters | None,
+        executor: Executor | None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -213,23 +213,23 @@ class Servable:
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
     async def predict(self, signature: str, inputs: Tensors) -> Tensors:
-        if self._closed:  # a request that resolved this version just before it was unloaded
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.run, signature, inputs
-            )
+        """Run at once without batching, as TF Serving runs a request on its own thread;
+        with batching, through the signature's queue."""
+        # Closed: a request that resolved this version just before it was unloaded.
+        if self._batching is None or self._executor is None or self._closed:
+            return self.run(signature, inputs)
         batcher = self._batchers.get(signature)
         if batcher is None:
-            batcher = Batcher(
+            batcher = self._batchers[signature] = Batcher(
                 lambda batch: self.run(signature, batch),
                 self._batching,
                 self._executor,
                 self._on_batch,
-                {key: tensor.name for key, tensor in self.signature_defs[signature].inputs.items()},
             )
-            self._batchers[signature] = batcher
         return await batcher.submit(inputs)
 
     async def close(self) -> None:
+        """Serve what is queued; later requests run unbatched."""
         self._closed = True
         await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
 
@@ -290,9 +290,9 @@ class ModelRegistry:
     def __init__(
         self,
         specs: list[ModelSpec],
-        batching: BatchingParameters,
-        executor: Executor,
-        on_batch: Callable[[int, float], None] | None = None,
+        batching: BatchingParameters | None,
+        executor: Executor | None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.models = {spec.name: ModelVersions(spec) for spec in specs}
         self._batching = batching
