@@ -95,20 +95,7 @@ def debug_string(value: object) -> str:
     return json.dumps(value)[:DEBUG_STRING_LIMIT]
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
+_JSON_TYPES = {type(None): "Null", bool: "Boolean", dict: "Object", list: "Array", str: "String"}
 
 
 def _type_error(value: object, dtype: str) -> ServingError:
@@ -116,7 +103,7 @@ def _type_error(value: object, dtype: str) -> ServingError:
         "JSON Value: ",
         debug_string(value),
         " Type: ",
-        _json_type(value),
+        _JSON_TYPES.get(type(value), "Number"),
         " is not of expected type: ",
         DTYPES[dtype][0],
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2, saved_model_pb2
 
 from contract import version_folders
 from serving.batching import Batcher, BatchingParameters, Tensors
@@ -209,7 +209,8 @@ class Servable:
         try:
             outputs = self._calls[signature](inputs)
         except tf.errors.OpError as exc:
-            raise ServingError(_status_name(exc), exc.message) from exc
+            # OpError codes are absl status codes; TF Serving reports them by name.
+            raise ServingError(error_codes_pb2.Code.Name(exc.error_code), exc.message) from exc
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
     async def predict(self, signature: str, inputs: Tensors) -> Tensors:
@@ -232,21 +233,6 @@ class Servable:
         """Serve what is queued; later requests run unbatched."""
         self._closed = True
         await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
-
-
-def _status_name(error: tf.errors.OpError) -> str:
-    # OpError codes are absl status codes; TF Serving reports them by name.
-    names = {
-        tf.errors.INVALID_ARGUMENT: "INVALID_ARGUMENT",
-        tf.errors.NOT_FOUND: "NOT_FOUND",
-        tf.errors.RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
-        tf.errors.FAILED_PRECONDITION: "FAILED_PRECONDITION",
-        tf.errors.OUT_OF_RANGE: "OUT_OF_RANGE",
-        tf.errors.UNIMPLEMENTED: "UNIMPLEMENTED",
-        tf.errors.UNAVAILABLE: "UNAVAILABLE",
-        tf.errors.DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
-    }
-    return names.get(error.error_code, "INTERNAL")
 
 
 def _servable_request(name: str, version: int | None) -> str:
