@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MNIST_PATH ?=
 MODEL_DIR ?= models/mnist
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint compose-check clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,12 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The compose stack built and run for real, with the local model server in place of
+# tensorflow/serving (installs Docker where missing; needs root and MNIST_PATH).
+compose-check: setup
+	scripts/docker_host.sh
+	$(BIN)/python -m scripts.compose_check --data $(MNIST_PATH)
 
 clean:
 	rm -rf $(VENV) .venv-deploy .venv-serving-image .pytest_cache .mypy_cache .ruff_cache

@@ -155,7 +155,7 @@ class FeedbackStore:
     def _write_atomically(path: Path, data: bytes) -> None:
         """Write `data` under a hidden name beside `path`, then rename it into place.
 
-        serving/models_config_file.py has its own writer, which the gateway image (contract.py
+        serving/rollout/steps.py has its own writer, which the gateway image (contract.py
         and gateway/ only) cannot import; this one also creates each file with FILE_MODE under
         the process's umask, where that one keeps the mode of the file it replaces.
         """

@@ -169,7 +169,7 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
     if refusal:
         raise NoDigitFound(refusal)
     crop = found.ink[top:bottom, left:right]
-    if not np.array_equal(mask, all_ink):
+    if mask is not all_ink and not np.array_equal(mask, all_ink):
         # The digit's ink, with a pixel's rim for its soft edges; nothing of what was left out.
         rim = ndimage.maximum_filter(mask[top:bottom, left:right], size=3)
         crop = np.where(rim, crop, 0.0)

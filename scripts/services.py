@@ -34,6 +34,7 @@ def model_server_command(model_dir: Path, port: int, *extra: str) -> list[str]:
         str(model_dir),
         "--port",
         str(port),
+        "--enable-batching",
         "--batching-parameters-file",
         "serving/batching.config",
         "--monitoring-config-file",

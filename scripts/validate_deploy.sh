@@ -28,14 +28,17 @@ for manifest in k8s/*.yaml k8s/*/*.yaml; do
   check "kubernetes-validate $manifest" "$B/kubernetes-validate" --strict --quiet \
     -k "$KUBERNETES_VERSION" "$manifest"
 done
-check "hadolint" "$B/hadolint" Dockerfile.gateway training/Dockerfile
+check "hadolint" "$B/hadolint" Dockerfile.gateway training/Dockerfile serving/Dockerfile
 check "docker-compose config" "$B/docker-compose" -f docker-compose.yml config -q
+check "docker-compose config with the local server" "$B/docker-compose" -f docker-compose.yml \
+  -f compose.local-server.yml config -q
 check "compose-spec schema" "$B/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
-check "yamllint" "$B/yamllint" -c .yamllint.yaml k8s docker-compose.yml .yamllint.yaml .checkov.yaml \
+check "yamllint" "$B/yamllint" -c .yamllint.yaml k8s docker-compose.yml compose.local-server.yml \
+  .yamllint.yaml .checkov.yaml \
   monitoring
 check "checkov k8s" "$B/checkov" -d k8s --framework kubernetes --skip-download --compact \
   --quiet --config-file .checkov.yaml
-check "checkov dockerfiles" "$B/checkov" -f Dockerfile.gateway -f training/Dockerfile \
+check "checkov dockerfiles" "$B/checkov" -f Dockerfile.gateway -f training/Dockerfile -f serving/Dockerfile \
   --framework dockerfile --skip-download --compact --quiet --config-file .checkov.yaml
 
 # Prometheus' own parser, from Debian's prometheus package (promtool is not on PyPI).

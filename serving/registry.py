@@ -21,7 +21,7 @@ from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2, saved_mode
 from contract import version_folders
 from serving.batching import Batcher, BatchingParameters, Tensors
 from serving.errors import ServingError, invalid_argument, not_found
-from serving.model_config import LabelError, ModelSpec, check_version_labels
+from serving.tf_serving_config import LabelError, ModelSpec, check_version_labels
 
 logger = logging.getLogger(__name__)
 SERVE_TAG = "serve"

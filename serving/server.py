@@ -33,11 +33,10 @@ from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.batching import BatchingParameters
-from serving.config_files import DEFAULT_MONITORING_PATH
 from serving.errors import ServingError, invalid_argument
 from serving.json_tensor import INT64_RANGE, encode_predict_response, parse_predict_request
-from serving.model_config import ModelSpec, parse_model_config
 from serving.registry import InputSpec, ModelRegistry, Servable
+from serving.tf_serving_config import DEFAULT_MONITORING_PATH, ModelSpec, parse_model_config
 
 logger = logging.getLogger(__name__)
 

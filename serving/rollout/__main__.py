@@ -1,10 +1,134 @@
-"""`python -m serving.rollout STEP`: the command line lives in cli.py, so that importing the
-package (`from serving.rollout import main`) never imports this module, which runpy would
-then warn about running a second time."""
+"""`python -m serving.rollout [OPTIONS] STEP`: one step of a rollout a run.
 
+Exit codes: 0 done, 1 a step refused or timed out (or `status` found a server
+unreachable), 2 the file could not be read or rewritten.
+"""
+
+import argparse
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
-from serving.rollout.cli import main
+import httpx
+
+from contract import MODEL_NAME
+from serving.rollout.servers import ModelServers
+from serving.rollout.steps import DEFAULT_INTERVAL_S, DEFAULT_TIMEOUT_S, Rollout, RolloutError
+
+DEFAULT_CONFIG = Path("serving/models.config")
+DEFAULT_URL = "http://localhost:8501"
+REQUEST_TIMEOUT_S = 5.0
+
+
+def _add_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The common options, accepted before or after the step's name."""
+
+    def default(value: object) -> object:
+        # Help texts name the defaults themselves: %(default)s would read SUPPRESS.
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default(DEFAULT_CONFIG),
+        help=f"the models.config to edit (default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument("--model-name", default=default(MODEL_NAME))
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=default(None),
+        help=f"REST address of a model server to check; repeat it for each process "
+        f"(default: {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default(DEFAULT_TIMEOUT_S),
+        help=f"seconds each wait for the servers may take (default: {DEFAULT_TIMEOUT_S})",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=default(DEFAULT_INTERVAL_S),
+        help=f"seconds between two looks at the servers (default: {DEFAULT_INTERVAL_S})",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", default=default(False), help="print, do not write"
+    )
+    parser.add_argument(
+        "--after-write",
+        metavar="COMMAND",
+        default=default(None),
+        help="shell command run after each write, with the file's path in $MODELS_CONFIG "
+        "(e.g. to copy it into a Kubernetes ConfigMap)",
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.rollout",
+        description="Carry a model version from published to stable by editing models.config "
+        "in the order TF Serving accepts, checking the model servers at each step.",
+    )
+    _add_options(parser, suppress=False)
+    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+
+    def step(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = steps.add_parser(name, help=help_text, description=help_text)
+        _add_options(sub, suppress=True)
+        return sub
+
+    step("status", "show the file's versions and labels and what each server serves")
+    step("pin", "serve one version under both labels (before publishing a candidate)").add_argument(
+        "version", type=int, nargs="?", help="default: the newest AVAILABLE version"
+    )
+    step("canary", "load a version, wait until it is AVAILABLE, label it canary").add_argument(
+        "version", type=int
+    )
+    step("promote", "move stable to the canary's version")
+    step("rollback", "point canary back at the stable version").add_argument(
+        "--drop-label", action="store_true", help="remove the canary label instead"
+    )
+    step("retire", "unload every version no label points at")
+    args = parser.parse_args(argv)
+    args.url = args.url or [DEFAULT_URL]
+    return args
+
+
+def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
+    """Run one step. `transport` replaces the network under the REST client (tests)."""
+    args = parse_args(argv)
+    with httpx.Client(timeout=REQUEST_TIMEOUT_S, transport=transport) as client:
+        rollout = Rollout(
+            args.config,
+            ModelServers(args.url, args.model_name, client),
+            timeout_s=args.timeout,
+            interval_s=args.interval,
+            dry_run=args.dry_run,
+            after_write=args.after_write,
+        )
+        try:
+            if args.step == "status":
+                return rollout.status()
+            if args.step == "pin":
+                rollout.pin(args.version)
+            elif args.step == "canary":
+                rollout.canary(args.version)
+            elif args.step == "promote":
+                rollout.promote()
+            elif args.step == "rollback":
+                rollout.rollback(drop_label=args.drop_label)
+            elif args.step == "retire":
+                rollout.retire()
+        except RolloutError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,33 +1,58 @@
 """The steps of a canary rollout, in the order TF Serving accepts them.
 
 Each step reads the model's policy and labels from models.config, refuses what TF Serving
-would refuse, writes the new policy and labels, then waits until every server shows them:
-a version is loaded before a label names it, and unloaded only once no label does.
+would refuse, writes the new policy and labels, then waits until every server shows them.
+TF Serving refuses a whole file whose label names a version it has not loaded, and applies a
+file only when it next polls it: so a version is loaded before a label names it, a label
+moves only to a version every server reports AVAILABLE, and a version is unloaded only once
+no label names it.
 """
 
-import sys
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TextIO
 
 from contract import STABLE_LABEL
-from serving.models_config_file import (
-    Proto,
-    describe_labels,
-    describe_policy,
-    describe_versions,
-    labels_of,
-    model_entry,
-    read_config,
-    rewritten,
-    specific_versions,
-)
-from serving.rollout.config_writer import ConfigWriter
-from serving.rollout.errors import RolloutError
-from serving.rollout.polling import DEFAULT_INTERVAL_S, DEFAULT_TIMEOUT_S, ServerPoller
 from serving.rollout.servers import ModelServers, ServerError
+from serving.tf_serving_config import ModelSpec, parse_model_config, rewritten
 
 STABLE = STABLE_LABEL
 CANARY = "canary"
+# TF Serving re-reads the file every 60 s; on Kubernetes the kubelet takes up to about a
+# minute more to refresh a mounted ConfigMap.
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_INTERVAL_S = 1.0
+PROGRESS_EVERY_S = 15.0
+
+# What a server shows for one URL: (done, what it saw, for the progress and timeout lines).
+Check = Callable[[str], tuple[bool, str]]
+
+
+class RolloutError(Exception):
+    """A step refused or not finished; the message says why and what to do next."""
+
+
+def describe_labels(labels: dict[str, int]) -> str:
+    if not labels:
+        return "none"
+    return ", ".join(f"{label} -> {version}" for label, version in sorted(labels.items()))
+
+
+def describe_versions(versions: Iterable[int]) -> str:
+    listed = sorted(versions)
+    return ("version " if len(listed) == 1 else "versions ") + " ".join(str(v) for v in listed)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` in one rename, keeping its permission bits (a server running as another
+    user must still read it): a server polling the file reads the old text or the new."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    shutil.copymode(path, temporary)
+    os.replace(temporary, path)
 
 
 class Rollout:
@@ -39,10 +64,9 @@ class Rollout:
         servers: the REST APIs that must agree before the next step.
         timeout_s: how long each wait for the servers may take.
         interval_s: pause between two looks at the servers.
-        dry_run: print the files a step would write, write nothing.
+        dry_run: print the files a step would write, write nothing, wait for nothing.
         after_write: a shell command run after each write (e.g. one that copies the file
             into a Kubernetes ConfigMap); it sees the file's path as $MODELS_CONFIG.
-        out: where progress is printed (default: standard output).
     """
 
     def __init__(
@@ -54,36 +78,30 @@ class Rollout:
         interval_s: float = DEFAULT_INTERVAL_S,
         dry_run: bool = False,
         after_write: str | None = None,
-        out: TextIO | None = None,
     ) -> None:
         self.config_path = config_path
         self.servers = servers
         self.name = servers.model_name
+        self.timeout_s = timeout_s
+        self.interval_s = interval_s
         self.dry_run = dry_run
-        self.out = out
-        self.poller = ServerPoller(
-            servers,
-            config_path,
-            timeout_s=timeout_s,
-            interval_s=interval_s,
-            dry_run=dry_run,
-            say=self._say,
-        )
-        self.writer = ConfigWriter(
-            config_path, dry_run=dry_run, after_write=after_write, say=self._say
-        )
+        self.after_write = after_write
 
     def _say(self, text: str) -> None:
-        print(text, file=self.out or sys.stdout, flush=True)
+        print(text, flush=True)
 
-    def _entry(self) -> Proto:
+    def _model(self) -> ModelSpec:
         """The model's entry as the file holds it now."""
-        return model_entry(read_config(self.config_path), self.name)
+        for spec in parse_model_config(self.config_path.read_text()):
+            if spec.name == self.name:
+                return spec
+        raise ValueError(f"{self.config_path} has no model named {self.name!r}")
 
     def _labels_and_versions(self) -> tuple[dict[str, int], set[int] | None]:
         """The entry's labels, and its policy's versions (None unless `specific`)."""
-        entry = self._entry()
-        return labels_of(entry), specific_versions(entry)
+        spec = self._model()
+        specific = spec.policy.kind == "specific"
+        return spec.labels, set(spec.policy.versions) if specific else None
 
     def _write(
         self,
@@ -96,9 +114,10 @@ class Rollout:
         """Write the model's new policy and labels after the checks TF Serving makes.
 
         A label that is new or moves must point at a version loaded in every server
-        (`check`), and every label at a version the policy keeps.
+        (`check`), and every label at a version the policy keeps. Where the servers read a
+        copy of the file (a Kubernetes ConfigMap), the --after-write command delivers it.
         """
-        current = labels_of(self._entry())
+        current = self._model().labels
         if not versions:
             raise RolloutError("Refusing to write a policy with no version: keep at least one.")
         for label, version in sorted(labels.items()):
@@ -108,19 +127,143 @@ class Rollout:
                     "policy does not load."
                 )
             if check and current.get(label) != version:
-                self.poller.require_available(version, f"point label {label} at version {version}")
+                self._require_available(version, f"point label {label} at version {version}")
         text = rewritten(self.config_path.read_text(), self.name, versions, labels)
         listed = " ".join(str(v) for v in sorted(versions))
-        self.writer.write(text, f"versions {listed}; labels {describe_labels(labels)}", note)
+        summary = f"versions {listed}; labels {describe_labels(labels)}"
+        if self.dry_run:
+            self._say(f"# {note or 'would write'} {self.config_path}: {summary}")
+            self._say(text)
+            return
+        write_atomically(self.config_path, text)
+        self._say(f"Wrote {self.config_path}: {summary}.")
+        if self.after_write:
+            env = {**os.environ, "MODELS_CONFIG": str(self.config_path)}
+            result = subprocess.run(self.after_write, shell=True, env=env, check=False)
+            if result.returncode != 0:
+                raise RolloutError(
+                    f"The --after-write command exited with {result.returncode}; "
+                    f"{self.config_path} is written but may not have reached the servers."
+                )
+
+    # --- checks and waits on every server ------------------------------------------------
+
+    def _require_available(self, version: int, reason: str) -> None:
+        """Refuse (RolloutError naming `reason`) unless every server has `version` AVAILABLE."""
+        for url in self.servers.urls:
+            try:
+                state = self.servers.state(url, version)
+            except ServerError as exc:
+                raise RolloutError(f"Refusing to {reason}: {exc}") from None
+            if state.state != "AVAILABLE":
+                raise RolloutError(
+                    f"Refusing to {reason}: version {version} of {self.name} is "
+                    f"{state.describe()} at {url}, not AVAILABLE. TF Serving would refuse the "
+                    "file, or send the label's requests to a version that cannot serve them."
+                )
+
+    def _wait(self, what: str, done: Check, then: str = "") -> None:
+        """Wait until `done(url)` holds on every server; done returns (ok, what it saw).
+
+        `then` is added to the error on a timeout: what the file now says and what to do.
+        """
+        if self.dry_run:
+            return
+        self._say(f"Waiting up to {self.timeout_s:g} s until {what}.")
+        started = time.monotonic()
+        next_report = started + PROGRESS_EVERY_S
+        pending = list(self.servers.urls)
+        seen = ""
+        while True:
+            for url in list(pending):
+                try:
+                    ok, seen = done(url)
+                except ServerError as exc:
+                    ok, seen = False, str(exc)
+                if ok:
+                    pending.remove(url)
+                else:
+                    seen = f"{url}: {seen}"
+                    break
+            now = time.monotonic()
+            if not pending:
+                self._say(f"Done after {now - started:.1f} s: {what}.")
+                return
+            if now - started >= self.timeout_s:
+                raise RolloutError(
+                    f"Timed out after {self.timeout_s:g} s waiting until {what} (last seen: "
+                    f"{seen}). "
+                    + (
+                        then
+                        or f"{self.config_path} is written; a server that has not applied it "
+                        "may have refused it (its log says why) or not re-read it yet: check "
+                        "with `status`."
+                    )
+                )
+            if now >= next_report:
+                self._say(f"  still waiting ({seen})")
+                next_report = now + PROGRESS_EVERY_S
+            time.sleep(self.interval_s)
+
+    def _wait_available(self, version: int) -> None:
+        """Until every server has loaded `version`; a failed load ends the wait at once."""
+
+        def available(url: str) -> tuple[bool, str]:
+            state = self.servers.state(url, version)
+            if state.state == "END" and state.error:
+                raise RolloutError(
+                    f"Version {version} of {self.name} failed to load at {url}: {state.error}"
+                )
+            return state.state == "AVAILABLE", f"version {version} is {state.describe()}"
+
+        self._wait(
+            f"version {version} is AVAILABLE on {self._where()}",
+            available,
+            then=f"{self.config_path} now loads version {version} without a label. Publish it "
+            f"under the model's base path and run `canary {version}` again, or drop it with "
+            "`retire`.",
+        )
+
+    def _wait_labels(self, labels: dict[str, int], dropped: Sequence[str] = ()) -> None:
+        """Until every server resolves each label to its version, and no `dropped` label."""
+
+        def applied(url: str) -> tuple[bool, str]:
+            for label, version in sorted(labels.items()):
+                target = self.servers.label_target(url, label)
+                if target != version:
+                    return False, f"label {label} resolves to {target}"
+            for label in dropped:
+                target = self.servers.label_target(url, label)
+                if isinstance(target, int):
+                    return False, f"label {label} still resolves to {target}"
+            return True, ""
+
+        what = describe_labels(labels) + "".join(f", no {label}" for label in dropped)
+        self._wait(f"{self._where()} serves labels {what}", applied)
+
+    def _wait_unloaded(self, versions: set[int]) -> None:
+        """Until no server has any of `versions` loaded or loading."""
+
+        def unloaded(url: str) -> tuple[bool, str]:
+            for version in sorted(versions):
+                state = self.servers.state(url, version)
+                if state.state not in ("", "END"):
+                    return False, f"version {version} is {state.describe()}"
+            return True, ""
+
+        self._wait(f"{describe_versions(versions)} unloaded on {self._where()}", unloaded)
+
+    def _where(self) -> str:
+        return ", ".join(self.servers.urls)
 
     # --- the steps -------------------------------------------------------------------------
 
     def status(self) -> int:
         """Print the file's policy and labels, and what each server loads and resolves."""
-        entry = self._entry()
-        labels = labels_of(entry)
+        spec = self._model()
+        labels = spec.labels
         self._say(f"{self.config_path}, model {self.name}:")
-        self._say(f"  policy: {describe_policy(entry)}")
+        self._say(f"  policy: {spec.policy.describe()}")
         self._say(f"  labels: {describe_labels(labels)}")
         reachable = True
         for url in self.servers.urls:
@@ -161,7 +304,7 @@ class Rollout:
         others = {k: v for k, v in labels.items() if k not in (STABLE, CANARY)}
         new_labels = {**others, STABLE: version, CANARY: version}
         self._write({version, *others.values()}, new_labels)
-        self.poller.wait_labels({STABLE: version, CANARY: version})
+        self._wait_labels({STABLE: version, CANARY: version})
 
     def _served_version(self) -> int:
         """The newest AVAILABLE version, which every server must agree on."""
@@ -184,13 +327,12 @@ class Rollout:
 
     def canary(self, version: int) -> None:
         """Load `version` beside the stable one, wait until it is AVAILABLE, label it canary."""
-        entry = self._entry()
-        labels, versions = labels_of(entry), specific_versions(entry)
+        labels, versions = self._labels_and_versions()
         stable = labels.get(STABLE)
         if versions is None or stable is None:
             raise RolloutError(
                 f"{self.config_path} does not pin a stable version (policy "
-                f"{describe_policy(entry)}, labels {describe_labels(labels)}). Run `pin` "
+                f"{self._model().policy.describe()}, labels {describe_labels(labels)}). Run `pin` "
                 "first, before publishing the candidate: policy latest serves a new version "
                 "as soon as it is published."
             )
@@ -199,7 +341,7 @@ class Rollout:
         if version not in versions:
             self._write(versions | {version}, labels, note="first, write")
         # Also when the policy already loads it (a canary step that timed out, say).
-        self.poller.wait_available(version)
+        self._wait_available(version)
         if labels.get(CANARY) == version:
             self._say(f"canary already points at version {version}.")
         else:
@@ -210,7 +352,7 @@ class Rollout:
                 check=not self.dry_run,
                 note=f"once version {version} is AVAILABLE, write",
             )
-        self.poller.wait_labels({STABLE: stable, CANARY: version})
+        self._wait_labels({STABLE: stable, CANARY: version})
 
     def promote(self) -> None:
         """Move stable to the canary's version (which must be AVAILABLE)."""
@@ -223,7 +365,7 @@ class Rollout:
             return
         promoted = {**labels, STABLE: canary}
         self._write(versions, promoted)
-        self.poller.wait_labels({STABLE: canary, CANARY: canary})
+        self._wait_labels({STABLE: canary, CANARY: canary})
         old = sorted(versions - set(promoted.values()))
         if old:
             self._say(f"`retire` unloads {describe_versions(old)} once no caller pins them.")
@@ -241,24 +383,23 @@ class Rollout:
                 return
             rest = {k: v for k, v in labels.items() if k != CANARY}
             self._write(versions, rest)
-            self.poller.wait_labels({STABLE: stable}, dropped=[CANARY])
+            self._wait_labels({STABLE: stable}, dropped=[CANARY])
         else:
             if canary == stable:
                 self._say(f"canary already points at stable (version {stable}).")
                 return
             self._write(versions, {**labels, CANARY: stable})
-            self.poller.wait_labels({STABLE: stable, CANARY: stable})
+            self._wait_labels({STABLE: stable, CANARY: stable})
         if canary is not None and canary != stable:
             self._say(f"`retire` unloads version {canary}.")
 
     def retire(self) -> None:
         """Drop from the policy every version no label points at, keeping at least one."""
-        entry = self._entry()
-        labels, versions = labels_of(entry), specific_versions(entry)
+        labels, versions = self._labels_and_versions()
         if versions is None:
             self._say(
-                f"Policy {describe_policy(entry)}: TF Serving unloads old versions itself; "
-                "nothing to retire."
+                f"Policy {self._model().policy.describe()}: TF Serving unloads old versions "
+                "itself; nothing to retire."
             )
             return
         keep = set(labels.values()) or {max(versions)}
@@ -267,6 +408,6 @@ class Rollout:
             self._say(f"Every loaded version is labelled ({describe_labels(labels)}).")
             return
         for version in sorted(keep):
-            self.poller.require_available(version, f"unload {describe_versions(dropped)}")
+            self._require_available(version, f"unload {describe_versions(dropped)}")
         self._write(keep, labels)
-        self.poller.wait_unloaded(dropped)
+        self._wait_unloaded(dropped)

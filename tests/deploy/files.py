@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from serving.models_config_file import parse_config
+from serving.tf_serving_config import parse_model_server_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def tf_serving_flags() -> list[str]:
 def deployment_config(text: str) -> tuple[object, list[str]]:
     """A models.config less what a rollout changes (each model's version policy and labels),
     and its comments: what the compose folder's and the ConfigMap's copies must share."""
-    config = parse_config(text)
+    config = parse_model_server_config(text)
     for entry in config.model_config_list.config:
         entry.ClearField("model_version_policy")
         entry.ClearField("version_labels")

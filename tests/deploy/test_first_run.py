@@ -184,3 +184,13 @@ def test_compose_keeps_feedback_within_bounds_on_a_machine_others_reach() -> Non
 
     assert environment["GATEWAY_FEEDBACK_DIR"]
     assert int(default) * 8 * 1024 <= 100 * 1024 * 1024
+
+
+def test_tf_serving_pods_wait_out_a_first_full_training_on_a_slow_node() -> None:
+    """TF Serving opens its ports only once a version has loaded, so until the training Job
+    publishes one the startup probe fails: it must outlast the full recipe on a slow node
+    (11 minutes at 2 CPUs measured on the slower of two machines of one kind) with the trainer
+    image's pull and a margin, or the kubelet restarts the pods before the first model."""
+    (container,) = pod_template(named("Deployment", "tf-serving"))["spec"]["containers"]
+    probe = container["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 45 * 60

@@ -8,8 +8,7 @@ import pytest
 
 from contract import MODEL_NAME
 from gateway.config import Settings
-from serving.config_files import read_batching_parameters
-from serving.models_config_file import parse_config
+from serving.tf_serving_config import parse_model_server_config, read_batching_parameters
 from tests.deploy.files import (
     ROOT,
     compose,
@@ -166,14 +165,14 @@ def test_tf_serving_flags_agree_across_compose_k8s_and_serving() -> None:
 
 def test_tf_serving_config_files_are_the_same_everywhere() -> None:
     """The same files, but for the version policy and labels of serving/models.config, which
-    a compose rollout changes (serving.rollout keeps everything else, comments included);
+    a compose rollout changes (serving.rollout keeps everything else, heading comments included);
     the ConfigMap's is a fresh deployment's: the newest version, no labels."""
     data = named("ConfigMap", "tf-serving-config")["data"]
     for name in ("batching.config", "monitoring.config"):
         assert data[name] == (ROOT / "serving" / name).read_text(), name
     compose_config = (ROOT / "serving/models.config").read_text()
     assert deployment_config(data["models.config"]) == deployment_config(compose_config)
-    (entry,) = parse_config(data["models.config"]).model_config_list.config
+    (entry,) = parse_model_server_config(data["models.config"]).model_config_list.config
     assert entry.model_version_policy.WhichOneof("policy_choice") == "latest"
     assert not entry.version_labels
     # Compose mounts the folder holding them at the path the flags name.

@@ -10,8 +10,8 @@ pytest.importorskip("tensorflow")
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from serving.model_config import ModelSpec  # noqa: E402
 from serving.server import ServerSettings, create_app  # noqa: E402
+from serving.tf_serving_config import ModelSpec  # noqa: E402
 
 
 @pytest.fixture

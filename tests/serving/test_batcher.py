@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from serving.batching import Batcher, BatchingParameters, Tensors
-from serving.config_files import read_batching_parameters
 from serving.errors import ServingError
+from serving.tf_serving_config import read_batching_parameters
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]

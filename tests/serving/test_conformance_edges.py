@@ -28,9 +28,9 @@ from serving.json_tensor import (
     parse_predict_request,
     tensor_from_json,
 )
-from serving.model_config import LabelError, ModelSpec, VersionPolicy, check_version_labels
 from serving.registry import ModelRegistry
 from serving.server import ServerSettings, create_app
+from serving.tf_serving_config import LabelError, ModelSpec, VersionPolicy, check_version_labels
 
 ZEROS = np.zeros((28, 28, 1)).tolist()
 PREDICT = "/v1/models/mnist:predict"

@@ -13,9 +13,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.model_config import LabelError, check_version_labels, parse_model_config
-from serving.models_config_file import read_config
-from serving.rollout import ModelServers, Rollout, RolloutError, main
+from serving.rollout.__main__ import main
+from serving.rollout.servers import ModelServers
+from serving.rollout.steps import Rollout, RolloutError
+from serving.tf_serving_config import (
+    LabelError,
+    check_version_labels,
+    parse_model_config,
+    parse_model_server_config,
+)
 from tests.deploy.files import ROOT, deployment_config
 
 URL = "http://tf-serving:8501"
@@ -206,7 +212,7 @@ def test_rollout_of_the_readme_leaves_the_shipped_config_a_deployment_config(
     tmp_path: Path,
 ) -> None:
     """The README's compose walkthrough on serving/models.config itself. Only the policy
-    and the labels change; every comment and every other field stays, so the checks of
+    and the labels change; the heading comments and every other field stay, so the checks of
     tests/deploy (the same config as the ConfigMap's, but for those) hold afterwards."""
     shipped = (ROOT / "serving/models.config").read_text()
     config = tmp_path / "models.config"
@@ -337,10 +343,10 @@ def test_rollout_dry_run_prints_and_writes_nothing(
 
 
 def test_rollout_writes_atomically_keeping_the_mode(config: Path) -> None:
-    config.chmod(0o644)
+    config.chmod(0o640)
     server = FakeTFServing(config, published={1})
     rollout(config, server).pin()
-    assert stat.S_IMODE(config.stat().st_mode) == 0o644
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640
     assert [p.name for p in config.parent.iterdir()] == ["models.config"]
     # What is written is what TF Serving parses: the same config, comments aside.
     (spec,) = parse_model_config(config.read_text())
@@ -349,7 +355,8 @@ def test_rollout_writes_atomically_keeping_the_mode(config: Path) -> None:
         "/models/mnist",
         "specific",
     )
-    assert read_config(config).model_config_list.config[0].model_platform == "tensorflow"
+    (entry,) = parse_model_server_config(config.read_text()).model_config_list.config
+    assert entry.model_platform == "tensorflow"
 
 
 def test_rollout_after_write_command_delivers_the_file(config: Path, tmp_path: Path) -> None:

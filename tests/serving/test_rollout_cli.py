@@ -3,7 +3,7 @@ accepted before or after the step, so the step's copies carry no default of thei
 
 import pytest
 
-from serving.rollout import parse_args
+from serving.rollout.__main__ import parse_args
 
 STEPS = ("status", "pin", "canary", "promote", "rollback", "retire")
 

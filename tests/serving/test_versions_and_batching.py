@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 
 from serving.batching import BatchingParameters
-from serving.model_config import ModelSpec
 from serving.registry import Servable
 from serving.server import ServerSettings, create_app
+from serving.tf_serving_config import ModelSpec
 
 pytestmark = pytest.mark.anyio
 BODY = {"instances": [np.zeros((28, 28, 1)).tolist()]}
