@@ -251,8 +251,13 @@ def tensor_from_json(value: object, dtype: str) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _status_string(error: ServingError) -> str:
-    return f"{error.code}: {error.message}"
+def _element_error(index: int, key: str | None, error: ServingError) -> ServingError:
+    """An instance's error, placed in the request as TF Serving places it."""
+    where = "" if key is None else f" key: {key}"
+    return invalid_argument(
+        f"Failed to process element: {index}{where} of 'instances' list. "
+        f"Error: {error.code}: {error.message}"
+    )
 
 
 def _is_object(value: object) -> bool:
@@ -291,12 +296,7 @@ def _plain_instances(instances: list[Any], dtype: str) -> np.ndarray:
             rows.append(tensor_from_json(item, dtype))
             _check_same_shape(rows)
         except ServingError as exc:
-            raise invalid_argument(
-                "Failed to process element: ",
-                index,
-                " of 'instances' list. Error: ",
-                _status_string(exc),
-            ) from None
+            raise _element_error(index, None, exc) from None
     return np.stack(rows)
 
 
@@ -309,28 +309,13 @@ def _object_instances(instances: list[Any], specs: InputSpecs) -> dict[str, np.n
                 "Expecting object but got list at item ", index, " of input list"
             )
         for key, value in item.items():
-            if key not in specs:
-                raise invalid_argument(
-                    "Failed to process element: ",
-                    index,
-                    " key: ",
-                    key,
-                    " of 'instances' list. Error: INVALID_ARGUMENT: JSON object: does not have"
-                    " named input: ",
-                    key,
-                )
             try:
+                if key not in specs:
+                    raise invalid_argument("JSON object: does not have named input: ", key)
                 columns[key].append(tensor_from_json(value, specs[key]))
                 _check_same_shape(columns[key])
             except ServingError as exc:
-                raise invalid_argument(
-                    "Failed to process element: ",
-                    index,
-                    " key: ",
-                    key,
-                    " of 'instances' list. Error: ",
-                    _status_string(exc),
-                ) from None
+                raise _element_error(index, key, exc) from None
         if set(item) != set(specs):
             raise invalid_argument(
                 "Failed to process element: ",
@@ -349,15 +334,8 @@ def _check_same_shape(arrays: list[np.ndarray]) -> None:
         raise invalid_argument("Expecting tensor size: ", first.size, " but got: ", last.size)
     if first.shape != last.shape:
         raise invalid_argument(
-            "Expecting shape ",
-            _shape_string(first.shape),
-            " but got: ",
-            _shape_string(last.shape),
+            "Expecting shape ", list(first.shape), " but got: ", list(last.shape)
         )
-
-
-def _shape_string(shape: tuple[int, ...]) -> str:
-    return "[" + ",".join(str(dim) for dim in shape) + "]"
 
 
 def _inputs_to_tensors(value: Any, specs: InputSpecs) -> dict[str, np.ndarray]:
