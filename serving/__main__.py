@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             read_batching_parameters(args.batching_parameters_file)
             if args.batching_parameters_file
             else BatchingParameters()
+            if args.enable_batching
+            else None  # as TF Serving without --enable_batching: each request runs at once
         )
         monitoring = (
             read_monitoring_path(args.monitoring_config_file)

@@ -94,11 +94,10 @@ class BatchingParameters:
         if self.max_enqueued_batches < 0 or (self.max_enqueued_batches == 0 and splitting):
             return f"max_enqueued_batches must be positive; was {self.max_enqueued_batches}"
         if splitting and self.max_batch_size < self.execution_batch_size:
-            # errors::InvalidArgument appends its other arguments with no separator.
             return (
                 "When enable_large_batch_splitting is true, input_batch_size_limit must be "
-                "greater than or equal to max_execution_batch_size."
-                f"1{self.max_batch_size}{self.execution_batch_size}"
+                f"greater than or equal to max_execution_batch_size; was {self.max_batch_size}"
+                f" < {self.execution_batch_size}"
             )
         return None
 
@@ -165,26 +164,20 @@ def _split(inputs: Tensors, sizes: list[int]) -> list[Tensors]:
 
 
 class Batcher:
-    """The queue of one model signature; runs its batches on `executor`.
-
-    `tensor_names` maps each input to its tensor in the graph, for TF Serving's message about
-    tasks whose shapes cannot be joined.
-    """
+    """The queue of one model signature; runs its batches on `executor`."""
 
     def __init__(
         self,
         call: ModelCall,
         params: BatchingParameters,
         executor: Executor,
-        on_batch: Callable[[int, float], None] | None = None,
-        tensor_names: dict[str, str] | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._call = call
         self._params = params
         self._limit = params.execution_batch_size
         self._executor = executor
         self._on_batch = on_batch
-        self._tensor_names = tensor_names or {}
         # The batches waiting to run; the last one is open, and there is always one.
         self._batches: collections.deque[_Batch] = collections.deque([_Batch()])
         self._wakeup: asyncio.Future[None] | None = None
@@ -317,7 +310,7 @@ class Batcher:
             if any(value.shape[1:] != values[0].shape[1:] for value in values):
                 raise ServingError(
                     "FAILED_PRECONDITION",
-                    f"Tensors with name '{self._tensor_names.get(name, name)}' from different "
+                    f"Tensors with name '{name}' from different "
                     "tasks have different shapes and padding is turned off. Set "
                     "pad_variable_length_inputs to true, or ensure that all tensors with the "
                     "same name have equal dimensions starting with the first dim.",
@@ -329,7 +322,6 @@ class Batcher:
 
     async def _run(self, batch: _Batch) -> None:
         try:
-            started = time.perf_counter()
             try:
                 inputs, size = self._joined(batch)
                 outputs = await asyncio.get_running_loop().run_in_executor(
@@ -340,7 +332,7 @@ class Batcher:
                     piece.request.fail(exc)
                 return
             if self._on_batch is not None:
-                self._on_batch(size, time.perf_counter() - started)
+                self._on_batch(size)
             if len(batch.pieces) == 1 and size == batch.rows:
                 piece = batch.pieces[0]
                 piece.request.answer(piece.index, outputs)

@@ -1,8 +1,9 @@
 """TF Serving's JSON tensor encoding: request bodies to numpy, outputs to JSON.
 
-Mirrors tensorflow_serving/util/json_tensor.cc, including its error messages. Valid
-numeric bodies take a fast path through numpy; anything numpy rejects is walked again
-the way TF Serving walks it, to name the first offending value.
+Follows tensorflow_serving/util/json_tensor.cc: what it accepts, what it refuses and why
+(its error messages, reworded only where they quote the request). Valid numeric bodies
+take a fast path through numpy; anything numpy rejects is walked again the way TF Serving
+walks it, to name the first offending value.
 """
 
 import base64
@@ -11,8 +12,7 @@ import itertools
 import json
 import math
 import re
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,153 +87,15 @@ def _parse_leniently(body: bytes) -> Any:
     return value
 
 
-class _Stop(Exception):
-    """The debug writer refused a value or reached its size limit."""
-
-
-DEBUG_STRING_LIMIT = 256  # kMaxJsonDebugStringBytes
-_STRING_ESCAPES = {code: f"\\u{code:04X}" for code in range(0x20)} | {
-    0x08: "\\b",
-    0x09: "\\t",
-    0x0A: "\\n",
-    0x0C: "\\f",
-    0x0D: "\\r",
-    0x22: '\\"',
-    0x5C: "\\\\",
-}
+DEBUG_STRING_LIMIT = 256  # TF Serving quotes at most this much of a value in a message
 
 
 def debug_string(value: object) -> str:
-    """A JSON value as TF Serving quotes it in error messages (JsonValueToDebugString).
-
-    That is rapidjson's PrettyWriter with one-line arrays, cut short once 256 bytes are
-    out, and stopped at NaN or Infinity, which the writer refuses to print.
-    """
-    writer = _DebugWriter()
-    try:
-        writer.write(value)
-    except _Stop:
-        pass
-    return "".join(writer.parts)
+    """A JSON value as error messages quote it, cut short as TF Serving cuts it."""
+    return json.dumps(value)[:DEBUG_STRING_LIMIT]
 
 
-class _DebugWriter:
-    """rapidjson's PrettyWriter (kFormatSingleLineArray) behind TF Serving's size limit."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.size = 0
-        self.levels: list[list[int]] = []  # [is array, values written] per open container
-
-    def write(self, value: object) -> None:
-        if isinstance(value, dict):
-            self._begin_value("{")
-            self.levels.append([0, 0])
-            for key, item in value.items():
-                self._begin_value(_quote(key))
-                self.write(item)
-            self._end("}")
-        elif isinstance(value, list):
-            self._begin_value("[")
-            self.levels.append([1, 0])
-            for item in value:
-                self.write(item)
-            self._end("]")
-        else:
-            self._begin_value(None)
-            self._put(_scalar_text(value))
-
-    def _put(self, text: str) -> None:
-        self.parts.append(text)
-        self.size += len(text.encode())
-
-    def _begin_value(self, token: str | None) -> None:
-        if self.size >= DEBUG_STRING_LIMIT:
-            raise _Stop
-        if self.levels:
-            level = self.levels[-1]
-            if level[0]:
-                if level[1]:
-                    self._put(", ")
-            else:
-                self._put("\n" if not level[1] else ",\n" if level[1] % 2 == 0 else ": ")
-                if level[1] % 2 == 0:
-                    self._put(" " * 4 * len(self.levels))
-            level[1] += 1
-        if token is not None:
-            self._put(token)
-
-    def _end(self, token: str) -> None:
-        if self.size >= DEBUG_STRING_LIMIT:
-            raise _Stop
-        is_array, count = self.levels.pop()
-        if count and not is_array:
-            self._put("\n" + " " * 4 * len(self.levels))
-        self._put(token)
-
-
-def _quote(text: str) -> str:
-    return '"' + text.translate(_STRING_ESCAPES) + '"'
-
-
-def _scalar_text(value: object) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, int) and INT64_RANGE[0] <= value < 2**64:
-        return str(value)
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (OverflowError, TypeError, ValueError):
-        raise _Stop from None
-    if not math.isfinite(number):
-        raise _Stop  # PrettyWriter::Double refuses NaN and Infinity without kWriteNanAndInfFlag
-    return _rapidjson_double(number)
-
-
-def _rapidjson_double(number: float) -> str:
-    """A double as rapidjson's dtoa writes it: shortest digits, Prettify's layout."""
-    if number == 0:
-        return "-0.0" if math.copysign(1.0, number) < 0 else "0.0"
-    sign = "-" if number < 0 else ""
-    mantissa, _, exponent = repr(abs(number)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = (whole + fraction).lstrip("0")
-    k = int(exponent or 0) - len(fraction)
-    significant = digits.rstrip("0")
-    k += len(digits) - len(significant)
-    digits, length = significant, len(significant)
-    kk = length + k  # 10^(kk-1) <= number < 10^kk
-    if 0 <= k and kk <= 21:
-        return f"{sign}{digits}{'0' * k}.0"
-    if 0 < kk <= 21:
-        return f"{sign}{digits[:kk]}.{digits[kk:]}"
-    if -6 < kk <= 0:
-        return f"{sign}0.{'0' * -kk}{digits}"
-    if length == 1:
-        return f"{sign}{digits}e{kk - 1}"
-    return f"{sign}{digits[0]}.{digits[1:]}e{kk - 1}"
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
+_JSON_TYPES = {type(None): "Null", bool: "Boolean", dict: "Object", list: "Array", str: "String"}
 
 
 def _type_error(value: object, dtype: str) -> ServingError:
@@ -241,7 +103,7 @@ def _type_error(value: object, dtype: str) -> ServingError:
         "JSON Value: ",
         debug_string(value),
         " Type: ",
-        _json_type(value),
+        _JSON_TYPES.get(type(value), "Number"),
         " is not of expected type: ",
         DTYPES[dtype][0],
     )
@@ -389,8 +251,13 @@ def tensor_from_json(value: object, dtype: str) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _status_string(error: ServingError) -> str:
-    return f"{error.code}: {error.message}"
+def _element_error(index: int, key: str | None, error: ServingError) -> ServingError:
+    """An instance's error, placed in the request as TF Serving places it."""
+    where = "" if key is None else f" key: {key}"
+    return invalid_argument(
+        f"Failed to process element: {index}{where} of 'instances' list. "
+        f"Error: {error.code}: {error.message}"
+    )
 
 
 def _is_object(value: object) -> bool:
@@ -429,12 +296,7 @@ def _plain_instances(instances: list[Any], dtype: str) -> np.ndarray:
             rows.append(tensor_from_json(item, dtype))
             _check_same_shape(rows)
         except ServingError as exc:
-            raise invalid_argument(
-                "Failed to process element: ",
-                index,
-                " of 'instances' list. Error: ",
-                _status_string(exc),
-            ) from None
+            raise _element_error(index, None, exc) from None
     return np.stack(rows)
 
 
@@ -447,28 +309,13 @@ def _object_instances(instances: list[Any], specs: InputSpecs) -> dict[str, np.n
                 "Expecting object but got list at item ", index, " of input list"
             )
         for key, value in item.items():
-            if key not in specs:
-                raise invalid_argument(
-                    "Failed to process element: ",
-                    index,
-                    " key: ",
-                    key,
-                    " of 'instances' list. Error: INVALID_ARGUMENT: JSON object: does not have"
-                    " named input: ",
-                    key,
-                )
             try:
+                if key not in specs:
+                    raise invalid_argument("JSON object: does not have named input: ", key)
                 columns[key].append(tensor_from_json(value, specs[key]))
                 _check_same_shape(columns[key])
             except ServingError as exc:
-                raise invalid_argument(
-                    "Failed to process element: ",
-                    index,
-                    " key: ",
-                    key,
-                    " of 'instances' list. Error: ",
-                    _status_string(exc),
-                ) from None
+                raise _element_error(index, key, exc) from None
         if set(item) != set(specs):
             raise invalid_argument(
                 "Failed to process element: ",
@@ -487,15 +334,8 @@ def _check_same_shape(arrays: list[np.ndarray]) -> None:
         raise invalid_argument("Expecting tensor size: ", first.size, " but got: ", last.size)
     if first.shape != last.shape:
         raise invalid_argument(
-            "Expecting shape ",
-            _shape_string(first.shape),
-            " but got: ",
-            _shape_string(last.shape),
+            "Expecting shape ", list(first.shape), " but got: ", list(last.shape)
         )
-
-
-def _shape_string(shape: tuple[int, ...]) -> str:
-    return "[" + ",".join(str(dim) for dim in shape) + "]"
 
 
 def _inputs_to_tensors(value: Any, specs: InputSpecs) -> dict[str, np.ndarray]:
@@ -565,80 +405,8 @@ def parse_predict_request(body: bytes, input_specs: Callable[[str], InputSpecs])
     raise invalid_argument("Missing 'inputs' or 'instances' key")
 
 
-EXAMPLES = "examples"
-CONTEXT = "context"
-
-
-def parse_classify_regress_request(body: bytes) -> str:
-    """Check a :classify or :regress body as FillClassifyRegressRequestFromJson does.
-
-    Returns the requested signature name ("" when absent). The tf.Example features are
-    only checked, not built: the local server never runs these APIs.
-    """
-    document = _parse_document(body)
-    signature = _signature_name(document)
-    if CONTEXT in document:
-        _check_example(document[CONTEXT])
-    if EXAMPLES not in document:
-        raise invalid_argument(
-            "JSON Value: ",
-            debug_string(document),
-            " When method is classify, key 'examples' is expected and was not found",
-        )
-    examples = document[EXAMPLES]
-    if not isinstance(examples, list):
-        raise invalid_argument(
-            "JSON Value: ",
-            debug_string(document),
-            " Expecting 'examples' value to be an list/array",
-        )
-    if not examples:
-        raise invalid_argument(
-            "JSON Value: ", debug_string(document), " 'examples' value is an empty array"
-        )
-    for example in examples:
-        _check_example(example)
-    return signature
-
-
-def _check_example(value: object) -> None:
-    """MakeExampleFromJsonObject: each feature is a list of one kind of value."""
-    if not isinstance(value, dict):
-        raise invalid_argument("Example must be JSON object but got JSON ", _json_type(value))
-    for name, content in value.items():
-        kind: str | None = None
-        for item in content if isinstance(content, list) else [content]:
-            kind = _feature_kind(name, item, kind)
-
-
-def _feature_kind(name: str, value: object, kind: str | None) -> str:
-    """The tf.train.Feature kind `value` belongs to, as AddValueToFeature decides it."""
-    if value is None or isinstance(value, list) or (isinstance(value, dict) and not _is_b64(value)):
-        raise invalid_argument(
-            "Feature: ", name, " has element with unexpected JSON type: ", _json_type(value)
-        )
-    if isinstance(value, bool):
-        wanted = "int64"
-    elif isinstance(value, dict | str):
-        wanted = "bytes"
-    elif isinstance(value, float) or not INT64_RANGE[0] <= value < 2**64:  # type: ignore[operator]
-        wanted = "float"  # rapidjson holds fractions and integers beyond 64 bits as doubles
-    else:
-        wanted = "int64"
-    if kind is not None and kind != wanted:
-        raise invalid_argument(
-            "Unexpected element type in feature: ", name, " expecting type: ", kind
-        )
-    if isinstance(value, dict):
-        _scalar(value, "string")  # the base64 must decode
-    elif isinstance(value, int) and value > INT64_RANGE[1]:
-        raise invalid_argument(
-            "Feature: ", name, " has uint64_t element. Only int64_t is supported."
-        )
-    return wanted
-
-
 def _jsonable(name: str, value: np.ndarray) -> Any:
+    """An output as orjson writes it: numbers stay numpy, strings become text."""
     if value.dtype != object:
         return value
     # TF Serving base64-encodes string outputs whose name ends in "_bytes".
@@ -649,147 +417,19 @@ def _jsonable(name: str, value: np.ndarray) -> Any:
     return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value).tolist()
 
 
-def float32_texts(values: np.ndarray) -> list[str]:
-    """Each float32 as TF Serving writes it (json_tensor.cc, WriteDecimal).
-
-    That is printf's %g with six significant digits when they read back as the same
-    float, else with nine; ".0" after whole numbers; NaN, Infinity and -Infinity bare.
-    A few values (one prediction) are formatted in one printf; batches go through numpy.
-    """
-    flat = values.ravel()
-    if flat.size >= VECTORISED_FROM:
-        return _float32_texts_vectorised(flat)
-    return _few_float32_texts(flat.tolist())
-
-
-def _few_float32_texts(numbers: list[float]) -> list[str]:
-    """float32_texts for fewer than VECTORISED_FROM values, given as Python floats.
-
-    One printf per precision formats them all, and one struct round trip to float32 tells
-    which six-digit texts read back (few do: most float32 values need nine digits).
-    """
-    count = len(numbers)
-    if not count:
-        return []
-    values = tuple(numbers)
-    six = (_SIX_DIGITS[count] % values).split(",")
-    nine = (_NINE_DIGITS[count] % values).split(",")
-    as_float32 = _FLOAT32_STRUCTS[count]
-    read_back = as_float32.unpack(as_float32.pack(*map(float, six)))
-    texts = []
-    for short, long, back, number in zip(six, nine, read_back, numbers, strict=True):
-        text = short if back == number else long
-        texts.append(text if "." in text or "e" in text else text + ".0")
-    if not math.isfinite(sum(numbers)):  # float32 values cannot add up to infinity
-        for index, number in enumerate(numbers):
-            if not math.isfinite(number):
-                texts[index] = _non_finite_text(number)
-    return texts
-
-
-VECTORISED_FROM = 64  # values; below this numpy's per-call cost outweighs its speed
-_SIX_DIGITS = [",".join(["%.6g"] * count) for count in range(VECTORISED_FROM)]
-_NINE_DIGITS = [",".join(["%.9g"] * count) for count in range(VECTORISED_FROM)]
-_FLOAT32_STRUCTS = [struct.Struct(f"{count}f") for count in range(VECTORISED_FROM)]
-# printf formats per float32, indexed by: 1 if six digits read back, +2 if it prints whole.
-_FLOAT32_FORMATS = np.array(
-    ["%.9g", "%.6g", "%.9g.0", "%.6g.0", "NaN", "Infinity", "-Infinity"], dtype=object
-)
-
-
-def _float32_texts_vectorised(flat: np.ndarray) -> list[str]:
-    """float32_texts for many values: numpy picks each value's format, one printf formats."""
-    exact = flat.astype(np.float64)
-    finite = np.isfinite(exact)
-    with np.errstate(all="ignore"):
-        magnitude = np.abs(exact)
-        exponent = np.floor(np.log10(np.where(finite & (magnitude > 0), magnitude, 1.0)))
-        # Scale by whole powers of ten, which are exact where these values need them.
-        small = exponent <= 5
-        power = 10.0 ** np.where(small, 5 - exponent, exponent - 5)
-        six = np.where(small, np.rint(exact * power) / power, np.rint(exact / power) * power)
-        six_read_back = six.astype(np.float32) == flat
-    whole = (exact == np.trunc(exact)) & (magnitude < np.where(six_read_back, 1e6, 1e9))
-    choice = six_read_back + 2 * whole
-    if finite.all():
-        numbers = flat.tolist()
-    else:
-        choice[np.isnan(exact)] = 4
-        choice[exact == np.inf] = 5
-        choice[exact == -np.inf] = 6
-        numbers = flat[finite].tolist()
-    template = ",".join(_FLOAT32_FORMATS[choice].tolist())
-    return str(template % tuple(numbers)).split(",")
-
-
-def _non_finite_text(number: float) -> str:
-    if math.isnan(number):
-        return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
-
-
-def float64_text(number: float) -> str:
-    """A double as TF Serving writes it: like float32_texts, with 17 digits as the fallback."""
-    if not math.isfinite(number):
-        return _non_finite_text(number)
-    text = f"{number:.6g}"
-    if float(text) != number:
-        text = f"{number:.17g}"
-    return text if "." in text or "e" in text else text + ".0"
-
-
-def _nest(texts: Sequence[str], shape: tuple[int, ...]) -> str:
-    """Flat value texts as nested JSON arrays of `shape`."""
-    if not shape:
-        return texts[0]
-    if len(shape) == 1:
-        return "[" + ",".join(texts) + "]"
-    step = len(texts) // shape[0] if shape[0] else 0
-    inner = shape[1:]
-    return (
-        "["
-        + ",".join(_nest(texts[i * step : (i + 1) * step], inner) for i in range(shape[0]))
-        + "]"
-    )
-
-
-def _float_texts(value: np.ndarray) -> list[str] | None:
-    if value.dtype == np.float32:
-        return float32_texts(value)
-    if value.dtype == np.float64:
-        return [float64_text(number) for number in value.ravel().tolist()]
-    return None
-
-
-def _whole_json(name: str, value: np.ndarray) -> Any:
-    texts = _float_texts(value)
-    if texts is None:
-        return _jsonable(name, value)
-    return orjson.Fragment(_nest(texts, value.shape))
-
-
-def _row_json(name: str, value: np.ndarray) -> Sequence[Any]:
-    texts = _float_texts(value)
-    if texts is None:
-        return _jsonable(name, value)  # type: ignore[no-any-return]
-    rows, inner = value.shape[0], value.shape[1:]
-    step = math.prod(inner)
-    return [orjson.Fragment(_nest(texts[i * step : (i + 1) * step], inner)) for i in range(rows)]
-
-
 def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
-    """Outputs as `{"predictions": ...}` (row format) or `{"outputs": ...}` (columnar)."""
+    """Outputs as `{"predictions": ...}` (row format) or `{"outputs": ...}` (columnar).
+
+    orjson writes each float32 in the fewest digits that read back as the same float32;
+    NaN and infinities become null.
+    """
     if not outputs:
         raise invalid_argument("Cannot convert empty tensor map to JSON")
     option = orjson.OPT_SERIALIZE_NUMPY
+    columns = {name: _jsonable(name, value) for name, value in outputs.items()}
     if not row_format:
-        if len(outputs) == 1:
-            ((name, value),) = outputs.items()
-            return orjson.dumps({"outputs": _whole_json(name, value)}, option=option)
-        return orjson.dumps(
-            {"outputs": {name: _whole_json(name, value) for name, value in outputs.items()}},
-            option=option,
-        )
+        whole = next(iter(columns.values())) if len(columns) == 1 else columns
+        return orjson.dumps({"outputs": whole}, option=option)
     batch_size = -1
     for name, value in outputs.items():
         if value.ndim == 0:
@@ -804,11 +444,7 @@ def encode_predict_response(outputs: dict[str, np.ndarray], row_format: bool) ->
                 batch_size,
             )
         batch_size = value.shape[0]
-    if len(outputs) == 1:
-        ((name, value),) = outputs.items()
-        return orjson.dumps({"predictions": _row_json(name, value)}, option=option)
-    columns = {name: _row_json(name, value) for name, value in outputs.items()}
-    rows = [
-        {name: column[index] for name, column in columns.items()} for index in range(batch_size)
-    ]
+    if len(columns) == 1:
+        return orjson.dumps({"predictions": next(iter(columns.values()))}, option=option)
+    rows = [{name: column[row] for name, column in columns.items()} for row in range(batch_size)]
     return orjson.dumps({"predictions": rows}, option=option)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2, saved_model_pb2
 
 from contract import version_folders
 from serving.batching import Batcher, BatchingParameters, Tensors
@@ -151,9 +151,9 @@ class Servable:
         name: str,
         version: int,
         path: Path,
-        batching: BatchingParameters,
-        executor: Executor,
-        on_batch: Callable[[int, float], None] | None = None,
+        batching: BatchingParameters | None,
+        executor: Executor | None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -209,44 +209,30 @@ class Servable:
         try:
             outputs = self._calls[signature](inputs)
         except tf.errors.OpError as exc:
-            raise ServingError(_status_name(exc), exc.message) from exc
+            # OpError codes are absl status codes; TF Serving reports them by name.
+            raise ServingError(error_codes_pb2.Code.Name(exc.error_code), exc.message) from exc
         return {name: tensor.numpy() for name, tensor in outputs.items()}
 
     async def predict(self, signature: str, inputs: Tensors) -> Tensors:
-        if self._closed:  # a request that resolved this version just before it was unloaded
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.run, signature, inputs
-            )
+        """Run at once without batching, as TF Serving runs a request on its own thread;
+        with batching, through the signature's queue."""
+        # Closed: a request that resolved this version just before it was unloaded.
+        if self._batching is None or self._executor is None or self._closed:
+            return self.run(signature, inputs)
         batcher = self._batchers.get(signature)
         if batcher is None:
-            batcher = Batcher(
+            batcher = self._batchers[signature] = Batcher(
                 lambda batch: self.run(signature, batch),
                 self._batching,
                 self._executor,
                 self._on_batch,
-                {key: tensor.name for key, tensor in self.signature_defs[signature].inputs.items()},
             )
-            self._batchers[signature] = batcher
         return await batcher.submit(inputs)
 
     async def close(self) -> None:
+        """Serve what is queued; later requests run unbatched."""
         self._closed = True
         await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
-
-
-def _status_name(error: tf.errors.OpError) -> str:
-    # OpError codes are absl status codes; TF Serving reports them by name.
-    names = {
-        tf.errors.INVALID_ARGUMENT: "INVALID_ARGUMENT",
-        tf.errors.NOT_FOUND: "NOT_FOUND",
-        tf.errors.RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
-        tf.errors.FAILED_PRECONDITION: "FAILED_PRECONDITION",
-        tf.errors.OUT_OF_RANGE: "OUT_OF_RANGE",
-        tf.errors.UNIMPLEMENTED: "UNIMPLEMENTED",
-        tf.errors.UNAVAILABLE: "UNAVAILABLE",
-        tf.errors.DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
-    }
-    return names.get(error.error_code, "INTERNAL")
 
 
 def _servable_request(name: str, version: int | None) -> str:
@@ -290,9 +276,9 @@ class ModelRegistry:
     def __init__(
         self,
         specs: list[ModelSpec],
-        batching: BatchingParameters,
-        executor: Executor,
-        on_batch: Callable[[int, float], None] | None = None,
+        batching: BatchingParameters | None,
+        executor: Executor | None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.models = {spec.name: ModelVersions(spec) for spec in specs}
         self._batching = batching

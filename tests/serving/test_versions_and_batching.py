@@ -1,6 +1,7 @@
 """Polling, hot swaps, failed loads and server-side batching, under concurrent requests."""
 
 import asyncio
+import base64
 import os
 import shutil
 import time
@@ -88,6 +89,8 @@ async def test_new_version_swaps_in_without_failed_requests(model_base: Path) ->
                     failures.append(response.status_code)
                 else:
                     answered += 1
+                # An unbatched in-process request never waits on a socket: let others run.
+                await asyncio.sleep(0)
 
         def answers(more: int = 16) -> Callable[[], Awaitable[bool]]:
             """A condition: `more` requests answered beyond those answered now."""
@@ -183,7 +186,7 @@ async def test_concurrent_requests_share_model_calls(model_base: Path) -> None:
 async def test_batched_answers_go_to_their_own_requests(model_base: Path) -> None:
     rng = np.random.default_rng(0)
     images = [rng.random((28, 28, 1)).tolist() for _ in range(12)]
-    async with running_server(model_base) as client:
+    async with running_server(model_base, batching=BatchingParameters()) as client:
         alone = [
             (await client.post("/v1/models/mnist:predict", json={"instances": [image]})).json()
             for image in images
@@ -209,6 +212,19 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in metrics")
+
+
+async def test_without_batching_parameters_requests_are_not_batched(model_base: Path) -> None:
+    """As TF Serving without --enable_batching: no size limit, no batching metrics."""
+    pixels = [{"b64": base64.b64encode(bytes(784)).decode()}] * 1001  # over the default 1000
+    body = {"signature_name": "predict_pixels", "instances": pixels}
+    async with running_server(model_base) as client:
+        response = await client.post("/v1/models/mnist:predict", json=body)
+        metrics = (await client.get("/monitoring/prometheus/metrics")).text
+
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == 1001
+    assert _metric(metrics, ":tensorflow:serving:batching_session:processed_batch_size_count") == 0
 
 
 async def test_a_request_over_max_batch_size_is_refused_as_tf_serving_refuses_it(
