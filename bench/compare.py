@@ -94,6 +94,9 @@ def start_stack(
     serving_url = f"http://127.0.0.1:{port}"
     quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
     command = model_server_command(model_dir, port, "--log-level", "warning")
+    usage = subprocess.run([*command[:3], "--help"], cwd=root, capture_output=True, text=True)
+    if "--enable-batching" not in usage.stdout:
+        command.remove("--enable-batching")  # older servers batched on the file alone
     processes.append(start(command, model_url(serving_url), quiet, quiet=True, cwd=root))
     gateway_url = f"http://127.0.0.1:{port + 1}"
     command = gateway_command(port + 1, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning")
