@@ -142,13 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             check_version_labels(models, {}, {}, args.allow_version_labels_for_unavailable_models)
         else:
             models = [ModelSpec(args.model_name, args.model_base_path)]
-        batching = (
-            read_batching_parameters(args.batching_parameters_file)
-            if args.batching_parameters_file
-            else BatchingParameters()
-            if args.enable_batching
-            else None  # as TF Serving without --enable_batching: each request runs at once
-        )
+        batching = None  # as TF Serving without --enable_batching: each request runs at once
+        if args.enable_batching:
+            file = args.batching_parameters_file
+            batching = read_batching_parameters(file) if file else BatchingParameters()
         monitoring = (
             read_monitoring_path(args.monitoring_config_file)
             if args.monitoring_config_file
@@ -171,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         batching=batching,
         poll_interval_s=args.file_system_poll_wait_seconds,
         monitoring_path=monitoring,
-        model_threads=1,
         model_config_file=args.model_config_file,
         model_config_poll_s=args.model_config_file_poll_wait_seconds,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,

@@ -64,7 +64,6 @@ class ServerSettings:
     batching: BatchingParameters | None = None
     poll_interval_s: float = 1.0
     monitoring_path: str | None = DEFAULT_MONITORING_PATH  # None: no metrics endpoint
-    model_threads: int = 1  # with batching: model calls at a time (batches beyond wait and grow)
     # The models.config `models` came from, re-read every model_config_poll_s (0: never),
     # as --model_config_file_poll_wait_seconds does.
     model_config_file: Path | None = None
@@ -273,14 +272,12 @@ class ModelServer:
         settings, metrics = self.settings, self.metrics
         batching, executor = settings.batching, None
         if batching is not None:
-            executor = ThreadPoolExecutor(settings.model_threads, thread_name_prefix="model")
-            # A batch is formed only when a model thread is free to run it: one formed sooner
-            # would wait in the executor's queue, small, while the requests behind it could
-            # have joined it.
-            batching = replace(
-                batching,
-                num_batch_threads=min(batching.num_batch_threads, settings.model_threads),
-            )
+            # One model call at a time, on one core, with batches as large as the load makes
+            # them: the least CPU per request on one or two cores (the event loop has the
+            # other). A batch is formed only when the model thread is free to run it: one
+            # formed sooner would wait, small, while the requests behind it could join it.
+            executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+            batching = replace(batching, num_batch_threads=1)
         registry = ModelRegistry(
             settings.models,
             batching,
