@@ -23,10 +23,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.digits import encode
 from bench.recognition_sets import (
     HELD_OUT,
     Upload,
-    encode,
     legible_uploads,
     mnist_split,
     other_writers,
