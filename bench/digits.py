@@ -47,10 +47,6 @@ def pen_drawing(digit: int = 3, size: int = 280, **options: object) -> Image.Ima
     return draw_digit(digit, size=size, dark_on_light=True, **(defaults | options))  # type: ignore[arg-type]
 
 
-# A 7 as a marker draws it: one stroke through three points, (x, y) as fractions of its box.
-MARKER_SEVEN = ((0.3, 0.25), (0.7, 0.25), (0.45, 0.8))
-
-
 def draw_marker_stroke(
     image: Image.Image,
     points: Sequence[tuple[float, float]],
@@ -69,13 +65,6 @@ def draw_marker_stroke(
         joint="curve",
     )
     return image
-
-
-def marker_seven(
-    size: tuple[int, int], *, width: int, ink: int = 0, paper: int = 255
-) -> Image.Image:
-    """A 7 drawn with a marker across a whole canvas of `size` (width, height)."""
-    return draw_marker_stroke(Image.new("L", size, paper), MARKER_SEVEN, ink=ink, width=width)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
@@ -111,7 +100,7 @@ def write_synthetic_npz(path: object, train: int = 2000, test: int = 400, seed: 
 
 
 def bold_eight(size: int = 280) -> Image.Image:
-    """A thick marker 8 across the whole canvas: once refused as "ink covers most of it"."""
+    """A thick marker 8 across the whole canvas, its ink covering much of it."""
     image = Image.new("L", (size, size), 255)
     draw = ImageDraw.Draw(image)
     pen = size // 9
@@ -120,11 +109,16 @@ def bold_eight(size: int = 280) -> Image.Image:
     return image
 
 
+def _blot(size: tuple[int, int], box: tuple[int, int, int, int], ink: int) -> Image.Image:
+    """A page with one solid rectangle of ink on it."""
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).rectangle(box, fill=ink)
+    return image
+
+
 def bold_one_bar() -> Image.Image:
     """A 1 drawn as one fat vertical bar: solid, but thin against its height."""
-    image = Image.new("L", (200, 200), 255)
-    ImageDraw.Draw(image).rectangle((88, 20, 118, 180), fill=0)
-    return image
+    return _blot((200, 200), (88, 20, 118, 180), 0)
 
 
 def row_of_digits() -> Image.Image:
@@ -133,12 +127,6 @@ def row_of_digits() -> Image.Image:
         image.paste(
             draw_digit(digit, size=120, stroke=4, dark_on_light=True), (10 + 135 * index, 10)
         )
-    return image
-
-
-def filled_rectangle() -> Image.Image:
-    image = Image.new("L", (300, 240), 255)
-    ImageDraw.Draw(image).rectangle((40, 30, 250, 200), fill=30)
     return image
 
 
@@ -157,7 +145,7 @@ def not_one_digit() -> dict[str, tuple[Image.Image, str]]:
     """Images the stack must refuse, and a word of the reason it gives."""
     return {
         "several-digits": (row_of_digits(), "several digits"),
-        "filled-rectangle": (filled_rectangle(), "filled area"),
+        "filled-rectangle": (_blot((300, 240), (40, 30, 250, 200), 30), "filled area"),
         "stripes": (stripes(), "pattern"),
         "speck-of-dust": (speck(), "too small"),
     }
@@ -235,9 +223,8 @@ def uploads() -> list[Upload]:
     rng = np.random.default_rng(0)
     files = []
     for index in range(16):
-        # Each a 7 whose foot lands a little further right than the last one's.
-        (foot_x, foot_y) = MARKER_SEVEN[2]
-        seven = [*MARKER_SEVEN[:2], (foot_x + 0.02 * (index % 5), foot_y)]
+        # Each a 7 in one stroke, its foot a little further right than the last one's.
+        seven = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]
         if index % 2 == 0:
             canvas = draw_marker_stroke(Image.new("L", (280, 280), 255), seven, ink=0, width=16)
             files.append((f"canvas{index}.png", encode(canvas), "image/png"))
