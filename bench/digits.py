@@ -7,7 +7,6 @@ draws with numpy alone in the serving image's environment, which has no Pillow.
 """
 
 import io
-from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -45,26 +44,6 @@ def pen_drawing(digit: int = 3, size: int = 280, **options: object) -> Image.Ima
     """Dark marker on white paper, off centre: a typical canvas or scan."""
     defaults: dict[str, object] = {"height_fraction": 0.45, "centre": (0.3, 0.62), "stroke": 5}
     return draw_digit(digit, size=size, dark_on_light=True, **(defaults | options))  # type: ignore[arg-type]
-
-
-def draw_marker_stroke(
-    image: Image.Image,
-    points: Sequence[tuple[float, float]],
-    *,
-    ink: int,
-    width: int,
-    box: tuple[float, float, float, float] | None = None,
-) -> Image.Image:
-    """`image` with one stroke of a marker (round joints) through `points`, given as
-    fractions of `box` (left, top, width, height; default: the whole image)."""
-    left, top, box_width, box_height = box or (0, 0, *image.size)
-    ImageDraw.Draw(image).line(
-        [(left + x * box_width, top + y * box_height) for x, y in points],
-        fill=ink,
-        width=width,
-        joint="curve",
-    )
-    return image
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
@@ -219,20 +198,22 @@ def empty_printed_box() -> Image.Image:
 
 
 def uploads() -> list[Upload]:
-    """Sixteen uploads: 280x280 PNG drawings and 640x480 JPEG photos, alternately."""
+    """Sixteen uploads: 280x280 PNG drawings and 640x480 JPEG photos, alternately, each a 7 in
+    one marker stroke (round joints) whose foot lands a little further right than the last one's."""
     rng = np.random.default_rng(0)
     files = []
     for index in range(16):
-        # Each a 7 in one stroke, its foot a little further right than the last one's.
-        seven = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]
-        if index % 2 == 0:
-            canvas = draw_marker_stroke(Image.new("L", (280, 280), 255), seven, ink=0, width=16)
+        seven = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]  # (x, y) fractions
+        if index % 2 == 0:  # across the whole canvas
+            canvas = Image.new("L", (280, 280), 255)
+            stroke = [(x * 280, y * 280) for x, y in seven]
+            ImageDraw.Draw(canvas).line(stroke, fill=0, width=16, joint="curve")
             files.append((f"canvas{index}.png", encode(canvas), "image/png"))
-        else:
+        else:  # in a 320x360 box in the middle of the page
             paper = np.clip(rng.normal(205, 6, (480, 640)), 0, 255).astype(np.uint8)
-            photo = draw_marker_stroke(
-                Image.fromarray(paper), seven, ink=40, width=22, box=(160, 60, 320, 360)
-            )
+            photo = Image.fromarray(paper)
+            stroke = [(160 + x * 320, 60 + y * 360) for x, y in seven]
+            ImageDraw.Draw(photo).line(stroke, fill=40, width=22, joint="curve")
             jpeg = encode(photo.convert("RGB"), "JPEG", quality=85)
             files.append((f"photo{index}.jpg", jpeg, "image/jpeg"))
     return files
