@@ -16,6 +16,7 @@ of erased writing, the frame's edge, darker corners).
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -542,30 +543,19 @@ def text_line(rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def several_digits_maker(images: np.ndarray) -> Callable[[np.random.Generator], Image.Image]:
-    def several_digits(rng: np.random.Generator) -> Image.Image:
-        """Two to five MNIST digits written in a row, as a number."""
-        count = int(rng.integers(2, 6))
-        height = int(rng.integers(60, 140))
-        inks = [_scaled(images[int(i)], height, bold=0.01) for i in rng.choice(len(images), count)]
-        gap = int(rng.integers(4, 24))
-        width = sum(ink.width for ink in inks) + gap * (count + 1)
-        canvas = Image.new("L", (width, height + 2 * gap), 0)
-        x = gap
-        for ink in inks:
-            canvas.paste(ink, (x, gap))
-            x += ink.width + gap
-        return Image.eval(canvas, lambda v: 255 - v)
-
-    return several_digits
-
-
-def shadow_without_digit(rng: np.random.Generator) -> Image.Image:
-    return _photo(_shadow(_paper(rng), rng), rng)
-
-
-def note_without_digit(rng: np.random.Generator) -> Image.Image:
-    return _photo(_note_on_desk(rng)[0], rng)
+def several_digits(images: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Two to five MNIST digits written in a row, as a number."""
+    count = int(rng.integers(2, 6))
+    height = int(rng.integers(60, 140))
+    inks = [_scaled(images[int(i)], height, bold=0.01) for i in rng.choice(len(images), count)]
+    gap = int(rng.integers(4, 24))
+    width = sum(ink.width for ink in inks) + gap * (count + 1)
+    canvas = Image.new("L", (width, height + 2 * gap), 0)
+    x = gap
+    for ink in inks:
+        canvas.paste(ink, (x, gap))
+        x += ink.width + gap
+    return Image.eval(canvas, lambda v: 255 - v)
 
 
 def empty_form_box(rng: np.random.Generator) -> Image.Image:
@@ -581,10 +571,10 @@ def refusable_uploads(images: np.ndarray, per_kind: int, seed: int) -> Iterator[
         "filled-shape": filled_shape,
         "texture": texture,
         "paper-no-digit": paper_without_digit,
-        "several-digits": several_digits_maker(images),
+        "several-digits": partial(several_digits, images),
         "text-line": text_line,
-        "shadow-no-digit": shadow_without_digit,
-        "note-no-digit": note_without_digit,
+        "shadow-no-digit": lambda rng: _photo(_shadow(_paper(rng), rng), rng),
+        "note-no-digit": lambda rng: _photo(_note_on_desk(rng)[0], rng),
         "empty-form-box": empty_form_box,
     }
     for offset, (kind, make) in enumerate(makers.items()):
