@@ -3,11 +3,6 @@
 same stack with nothing training.
 
     python -m bench.first_prediction --data mnist.npz [--seconds 30]
-
-Runs scripts/local_stack.py on an empty models folder, waits for the first 200 from
-/predict, measures latency at concurrency 1 and 8 while TensorFlow trains the full model
-(after its redrawing of the digits), stops it (Ctrl-C), then serves the same quick model
-with nothing training and measures again.
 """
 
 import argparse

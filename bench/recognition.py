@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from PIL import Image
 
 from bench.digits import encode
 from bench.recognition_sets import (
@@ -50,8 +51,6 @@ CONCURRENCY = 8
 
 
 def mnist_pngs(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
-    from PIL import Image
-
     return [
         Upload("mnist-png", encode(Image.fromarray(image)), int(label))
         for image, label in zip(images[:count], labels[:count], strict=True)
@@ -143,8 +142,8 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
             f"| {name} | {gateway['n']} | {share(gateway, 'refused')} | {right[0]} | "
             f"{share(graph, 'refused')} | {right[1]} | {share(gateway, 'same')} |"
         )
-        if legible and gateway["right"] / gateway["n"] < legible_floor(kind):
-            failures.append(f"{kind}: {share(gateway, 'right')} right < {legible_floor(kind):.0%}")
+        if legible and gateway["right"] / gateway["n"] < (floor := legible_floor(kind)):
+            failures.append(f"{kind}: {share(gateway, 'right')} right < {floor:.0%}")
         elif not legible and gateway["refused"] / gateway["n"] < FLOORS["refused"]:
             failures.append(f"{kind}: {share(gateway, 'refused')} refused")
     legible_ones, others = totals[True], totals[False]

@@ -2,16 +2,9 @@
 are not one digit. The recognition benchmark and CI's accuracy check measure the stack on them.
 
 Legible digits are MNIST digits (the test split for reports, the held-back end of the train
-split for tuning) rendered the way uploads arrive: bold marker strokes on a canvas, exported
-with transparency, filling the frame, tiny or off-centre on a page, thick white-on-black
-strokes, low-resolution originals enlarged with smoothing, and phone photos of paper: evenly
-lit, with a hard shadow across the page, on a sticky note or card lying on a darker desk,
-with specks of ink away from the digit, inside a printed box, on ruled or squared paper.
-
-Two kinds decide nothing and are read only for the report (HELD_OUT): `other-writers-8px`,
-digits by writers outside MNIST (scikit-learn's copy of the UCI optdigits set, 8x8 with 17
-grey levels, enlarged), and `whiteboard-photo`, marker digits on a whiteboard (glare, ghosts
-of erased writing, the frame's edge, darker corners).
+split for tuning) rendered the way uploads arrive, one maker per kind in LEGIBLE. Two kinds,
+digits by writers outside MNIST and whiteboard photos, decide nothing and are read only for
+the report (HELD_OUT).
 """
 
 from collections.abc import Callable, Iterator
