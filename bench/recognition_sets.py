@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from bench.digits import encode
+from training.data import HOLDOUT_EXAMPLES
 
 Maker = Callable[[np.ndarray, np.random.Generator], Image.Image]
 
@@ -378,8 +379,6 @@ HELD_OUT = frozenset({"other-writers-8px", "whiteboard-photo"})
 
 def mnist_split(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """`test` for reports; `tune` is the held-back end of the train split (never trained on)."""
-    from training.data import HOLDOUT_EXAMPLES
-
     with np.load(path) as data:
         if split == "test":
             return data["x_test"], data["y_test"].astype(int)
