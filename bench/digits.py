@@ -7,7 +7,6 @@ draws with numpy alone in the serving image's environment, which has no Pillow.
 """
 
 import io
-from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -47,37 +46,6 @@ def pen_drawing(digit: int = 3, size: int = 280, **options: object) -> Image.Ima
     return draw_digit(digit, size=size, dark_on_light=True, **(defaults | options))  # type: ignore[arg-type]
 
 
-# A 7 as a marker draws it: one stroke through three points, (x, y) as fractions of its box.
-MARKER_SEVEN = ((0.3, 0.25), (0.7, 0.25), (0.45, 0.8))
-
-
-def draw_marker_stroke(
-    image: Image.Image,
-    points: Sequence[tuple[float, float]],
-    *,
-    ink: int,
-    width: int,
-    box: tuple[float, float, float, float] | None = None,
-) -> Image.Image:
-    """`image` with one stroke of a marker (round joints) through `points`, given as
-    fractions of `box` (left, top, width, height; default: the whole image)."""
-    left, top, box_width, box_height = box or (0, 0, *image.size)
-    ImageDraw.Draw(image).line(
-        [(left + x * box_width, top + y * box_height) for x, y in points],
-        fill=ink,
-        width=width,
-        joint="curve",
-    )
-    return image
-
-
-def marker_seven(
-    size: tuple[int, int], *, width: int, ink: int = 0, paper: int = 255
-) -> Image.Image:
-    """A 7 drawn with a marker across a whole canvas of `size` (width, height)."""
-    return draw_marker_stroke(Image.new("L", size, paper), MARKER_SEVEN, ink=ink, width=width)
-
-
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
@@ -111,7 +79,7 @@ def write_synthetic_npz(path: object, train: int = 2000, test: int = 400, seed: 
 
 
 def bold_eight(size: int = 280) -> Image.Image:
-    """A thick marker 8 across the whole canvas: once refused as "ink covers most of it"."""
+    """A thick marker 8 across the whole canvas, its ink covering much of it."""
     image = Image.new("L", (size, size), 255)
     draw = ImageDraw.Draw(image)
     pen = size // 9
@@ -120,11 +88,16 @@ def bold_eight(size: int = 280) -> Image.Image:
     return image
 
 
+def _blot(size: tuple[int, int], box: tuple[int, int, int, int], ink: int) -> Image.Image:
+    """A page with one solid rectangle of ink on it."""
+    image = Image.new("L", size, 255)
+    ImageDraw.Draw(image).rectangle(box, fill=ink)
+    return image
+
+
 def bold_one_bar() -> Image.Image:
     """A 1 drawn as one fat vertical bar: solid, but thin against its height."""
-    image = Image.new("L", (200, 200), 255)
-    ImageDraw.Draw(image).rectangle((88, 20, 118, 180), fill=0)
-    return image
+    return _blot((200, 200), (88, 20, 118, 180), 0)
 
 
 def row_of_digits() -> Image.Image:
@@ -133,12 +106,6 @@ def row_of_digits() -> Image.Image:
         image.paste(
             draw_digit(digit, size=120, stroke=4, dark_on_light=True), (10 + 135 * index, 10)
         )
-    return image
-
-
-def filled_rectangle() -> Image.Image:
-    image = Image.new("L", (300, 240), 255)
-    ImageDraw.Draw(image).rectangle((40, 30, 250, 200), fill=30)
     return image
 
 
@@ -157,7 +124,7 @@ def not_one_digit() -> dict[str, tuple[Image.Image, str]]:
     """Images the stack must refuse, and a word of the reason it gives."""
     return {
         "several-digits": (row_of_digits(), "several digits"),
-        "filled-rectangle": (filled_rectangle(), "filled area"),
+        "filled-rectangle": (_blot((300, 240), (40, 30, 250, 200), 30), "filled area"),
         "stripes": (stripes(), "pattern"),
         "speck-of-dust": (speck(), "too small"),
     }
@@ -231,21 +198,22 @@ def empty_printed_box() -> Image.Image:
 
 
 def uploads() -> list[Upload]:
-    """Sixteen uploads: 280x280 PNG drawings and 640x480 JPEG photos, alternately."""
+    """Sixteen uploads: 280x280 PNG drawings and 640x480 JPEG photos, alternately, each a 7 in
+    one marker stroke (round joints) whose foot lands a little further right than the last one's."""
     rng = np.random.default_rng(0)
     files = []
     for index in range(16):
-        # Each a 7 whose foot lands a little further right than the last one's.
-        (foot_x, foot_y) = MARKER_SEVEN[2]
-        seven = [*MARKER_SEVEN[:2], (foot_x + 0.02 * (index % 5), foot_y)]
-        if index % 2 == 0:
-            canvas = draw_marker_stroke(Image.new("L", (280, 280), 255), seven, ink=0, width=16)
+        seven = [(0.3, 0.25), (0.7, 0.25), (0.45 + 0.02 * (index % 5), 0.8)]  # (x, y) fractions
+        if index % 2 == 0:  # across the whole canvas
+            canvas = Image.new("L", (280, 280), 255)
+            stroke = [(x * 280, y * 280) for x, y in seven]
+            ImageDraw.Draw(canvas).line(stroke, fill=0, width=16, joint="curve")
             files.append((f"canvas{index}.png", encode(canvas), "image/png"))
-        else:
+        else:  # in a 320x360 box in the middle of the page
             paper = np.clip(rng.normal(205, 6, (480, 640)), 0, 255).astype(np.uint8)
-            photo = draw_marker_stroke(
-                Image.fromarray(paper), seven, ink=40, width=22, box=(160, 60, 320, 360)
-            )
+            photo = Image.fromarray(paper)
+            stroke = [(160 + x * 320, 60 + y * 360) for x, y in seven]
+            ImageDraw.Draw(photo).line(stroke, fill=40, width=22, joint="curve")
             jpeg = encode(photo.convert("RGB"), "JPEG", quality=85)
             files.append((f"photo{index}.jpg", jpeg, "image/jpeg"))
     return files

@@ -3,11 +3,6 @@
 same stack with nothing training.
 
     python -m bench.first_prediction --data mnist.npz [--seconds 30]
-
-Runs scripts/local_stack.py on an empty models folder, waits for the first 200 from
-/predict, measures latency at concurrency 1 and 8 while TensorFlow trains the full model
-(after its redrawing of the digits), stops it (Ctrl-C), then serves the same quick model
-with nothing training and measures again.
 """
 
 import argparse
@@ -25,23 +20,10 @@ from bench.compare import start_stack
 from bench.digits import uploads
 from bench.loadgen import MULTIPART, Load, multipart, run_load
 from contract import MODEL_NAME
-from scripts.services import ROOT, stop
+from scripts.services import ROOT, stop, until
 
 SERVING_PORT, GATEWAY_PORT = 18801, 18802
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
-
-
-def first_answer(upload: tuple[str, bytes, str], timeout_s: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        try:
-            response = httpx.post(f"{GATEWAY}/predict", files={"file": upload}, timeout=5)
-            if response.status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"error: no answer from /predict within {timeout_s:.0f} s")
 
 
 def latency(seconds: float) -> dict[int, Load]:
@@ -79,14 +61,15 @@ def main() -> int:
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     try:
-        until_first = first_answer(uploads()[0], 600)
+        upload = {"file": uploads()[0]}
+        until_first = until(
+            lambda: httpx.post(f"{GATEWAY}/predict", files=upload, timeout=5).status_code == 200,
+            "an answer from /predict",
+            timeout_s=600,
+        )
         # Measure while TensorFlow trains, past the redrawing of the digits that comes first.
         log = models.parent / "training.log"
-        deadline = time.monotonic() + 600
-        while "Redrew" not in (log.read_text() if log.exists() else ""):
-            if time.monotonic() > deadline:
-                raise SystemExit("error: the full training did not get past its redrawing")
-            time.sleep(1)
+        until(lambda: "Redrew" in log.read_text(), "the full training past its redrawing", 600)
         time.sleep(10)
         training = latency(args.seconds)
     finally:

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from PIL import Image
 
+from bench.digits import encode
 from bench.recognition_sets import (
     HELD_OUT,
     Upload,
-    encode,
     legible_uploads,
     mnist_split,
     other_writers,
@@ -50,8 +51,6 @@ CONCURRENCY = 8
 
 
 def mnist_pngs(images: np.ndarray, labels: np.ndarray, count: int) -> list[Upload]:
-    from PIL import Image
-
     return [
         Upload("mnist-png", encode(Image.fromarray(image)), int(label))
         for image, label in zip(images[:count], labels[:count], strict=True)
@@ -62,9 +61,8 @@ async def classify_all(
     uploads: list[Upload], gateway_url: str, serving_url: str
 ) -> dict[str, list[int | None]]:
     """Each upload's digit (None when refused) through the gateway and through the graph."""
-    answers: dict[str, list[int | None]] = {"gateway": [], "graph": []}
-    for path in answers:
-        answers[path] = [None] * len(uploads)
+    n = len(uploads)
+    answers: dict[str, list[int | None]] = {"gateway": [None] * n, "graph": [None] * n}
     limit = asyncio.Semaphore(CONCURRENCY)
 
     async with httpx.AsyncClient(timeout=60) as client:
@@ -105,12 +103,13 @@ def legible_floor(kind: str) -> float:
 def counted(
     uploads: list[Upload], answers: dict[str, list[int | None]]
 ) -> dict[str, dict[str, Counter[str]]]:
-    """kind -> path (gateway, graph) -> uploads, refused and right."""
+    """kind -> path (gateway, graph) -> uploads, refused, right, and same answer on both."""
     rows: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for index, upload in enumerate(uploads):
         for path, digits in answers.items():
             counts = rows[upload.kind][path]
             counts["n"] += 1
+            counts["same"] += answers["gateway"][index] == answers["graph"][index]
             if digits[index] is None:
                 counts["refused"] += 1
             elif digits[index] == upload.label:
@@ -118,9 +117,12 @@ def counted(
     return rows
 
 
+def share(counts: Counter[str], key: str) -> str:
+    return f"{counts[key] / counts['n']:.2%}"
+
+
 def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[str, list[str]]:
     """The printed table, and the kinds below their floors through the gateway."""
-    rows = counted(uploads, answers)
     lines = [
         "| kind | uploads | gateway: refused | gateway: right | graph: refused | graph: right "
         "| agree |",
@@ -128,49 +130,30 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
     ]
     failures = []
     labels = {upload.kind: upload.label for upload in uploads}
-    for kind, paths in rows.items():
+    totals: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}  # legible or not
+    for kind, paths in counted(uploads, answers).items():
         gateway, graph = paths["gateway"], paths["graph"]
         legible = labels[kind] is not None
-        same = sum(
-            answers["gateway"][i] == answers["graph"][i]
-            for i, upload in enumerate(uploads)
-            if upload.kind == kind
-        )
-
-        def share(counts: Counter[str], key: str) -> str:
-            return f"{counts[key] / counts['n']:.2%}"
-
+        if kind not in HELD_OUT:
+            totals[legible].update(gateway)
         name = f"{kind} (held out)" if kind in HELD_OUT else kind
         right = (share(gateway, "right"), share(graph, "right")) if legible else ("", "")
         lines.append(
             f"| {name} | {gateway['n']} | {share(gateway, 'refused')} | {right[0]} | "
-            f"{share(graph, 'refused')} | {right[1]} | {same / gateway['n']:.2%} |"
+            f"{share(graph, 'refused')} | {right[1]} | {share(gateway, 'same')} |"
         )
-        if legible:
-            floor = legible_floor(kind)
-            if gateway["right"] / gateway["n"] < floor:
-                failures.append(
-                    f"{kind}: {gateway['right'] / gateway['n']:.2%} right < {floor:.0%}"
-                )
-        elif gateway["refused"] / gateway["n"] < FLOORS["refused"]:
-            failures.append(f"{kind}: {gateway['refused'] / gateway['n']:.2%} refused")
-    legible_n = sum(
-        r["gateway"]["n"] for k, r in rows.items() if labels[k] is not None and k not in HELD_OUT
-    )
-    legible_refused = sum(
-        r["gateway"]["refused"]
-        for k, r in rows.items()
-        if labels[k] is not None and k not in HELD_OUT
-    )
-    other_n = sum(r["gateway"]["n"] for k, r in rows.items() if labels[k] is None)
-    other_refused = sum(r["gateway"]["refused"] for k, r in rows.items() if labels[k] is None)
+        if legible and gateway["right"] / gateway["n"] < (floor := legible_floor(kind)):
+            failures.append(f"{kind}: {share(gateway, 'right')} right < {floor:.0%}")
+        elif not legible and gateway["refused"] / gateway["n"] < FLOORS["refused"]:
+            failures.append(f"{kind}: {share(gateway, 'refused')} refused")
+    legible_ones, others = totals[True], totals[False]
     agree = sum(a == b for a, b in zip(answers["gateway"], answers["graph"], strict=True))
     lines += [
         "",
-        f"- legible digits refused through the gateway: {legible_refused}/{legible_n} "
-        f"({legible_refused / legible_n:.2%}; held-out kinds not counted)",
-        f"- not one digit, refused through the gateway: {other_refused}/{other_n} "
-        f"({other_refused / other_n:.2%})",
+        f"- legible digits refused through the gateway: {legible_ones['refused']}/"
+        f"{legible_ones['n']} ({share(legible_ones, 'refused')}; held-out kinds not counted)",
+        f"- not one digit, refused through the gateway: {others['refused']}/{others['n']} "
+        f"({share(others, 'refused')})",
         f"- gateway and in-graph signature give the same answer (digit or refusal): "
         f"{agree}/{len(uploads)} ({agree / len(uploads):.2%})",
     ]

@@ -21,7 +21,7 @@ from gateway.preprocessing import preprocess_upload
 
 TILE = 128
 GAP = 6
-NEW_KINDS = ["hard-shadow", "note-on-desk", "stray-marks", "boxed-digit", "ruled-paper"]
+PAPER_KINDS = ["hard-shadow", "note-on-desk", "stray-marks", "boxed-digit", "ruled-paper"]
 
 
 def upload_tile(data: bytes) -> Image.Image:
@@ -50,7 +50,7 @@ def main() -> int:
     )
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--kinds", nargs="+", default=NEW_KINDS, choices=list(LEGIBLE))
+    parser.add_argument("--kinds", nargs="+", default=PAPER_KINDS, choices=list(LEGIBLE))
     parser.add_argument("--per-kind", type=int, default=6)
     args = parser.parse_args()
     images, labels = mnist_split(args.data, "test")

@@ -2,24 +2,20 @@
 are not one digit. The recognition benchmark and CI's accuracy check measure the stack on them.
 
 Legible digits are MNIST digits (the test split for reports, the held-back end of the train
-split for tuning) rendered the way uploads arrive: bold marker strokes on a canvas, exported
-with transparency, filling the frame, tiny or off-centre on a page, thick white-on-black
-strokes, low-resolution originals enlarged with smoothing, and phone photos of paper: evenly
-lit, with a hard shadow across the page, on a sticky note or card lying on a darker desk,
-with specks of ink away from the digit, inside a printed box, on ruled or squared paper.
-
-Two kinds decide nothing and are read only for the report (HELD_OUT): `other-writers-8px`,
-digits by writers outside MNIST (scikit-learn's copy of the UCI optdigits set, 8x8 with 17
-grey levels, enlarged), and `whiteboard-photo`, marker digits on a whiteboard (glare, ghosts
-of erased writing, the frame's edge, darker corners).
+split for tuning) rendered the way uploads arrive, one maker per kind in LEGIBLE. Two kinds,
+digits by writers outside MNIST and whiteboard photos, decide nothing and are read only for
+the report (HELD_OUT).
 """
 
-import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from bench.digits import encode
+from training.data import HOLDOUT_EXAMPLES
 
 Maker = Callable[[np.ndarray, np.random.Generator], Image.Image]
 
@@ -29,15 +25,6 @@ class Upload:
     kind: str
     data: bytes
     label: int | None  # None: not one digit, the stack should refuse it
-
-
-def encode(image: Image.Image, fmt: str = "PNG", quality: int = 85) -> bytes:
-    buffer = io.BytesIO()
-    if fmt == "JPEG":
-        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    else:
-        image.save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def _tight(digit: np.ndarray) -> Image.Image:
@@ -72,23 +59,31 @@ def _margin(rng: np.random.Generator, room: int) -> int:
     return int(rng.integers(0, max(1, room) + 1))
 
 
+def _ink_somewhere(
+    digit: np.ndarray,
+    rng: np.random.Generator,
+    heights: tuple[int, int],
+    bolds: tuple[float, float],
+    size: tuple[int, int],
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The digit at a random height and boldness, cut to fit `size`, and a random place for
+    it there."""
+    ink = _scaled(digit, int(rng.integers(*heights)), bold=float(rng.uniform(*bolds)))
+    ink = ink.crop((0, 0, min(ink.width, size[0]), min(ink.height, size[1])))
+    return ink, (_margin(rng, size[0] - ink.width), _margin(rng, size[1] - ink.height))
+
+
 def canvas_bold(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A thick marker across most of a 280x280 canvas, dark on white."""
-    height = int(rng.integers(170, 250))
-    ink = _scaled(digit, height, bold=float(rng.uniform(0.02, 0.045)))
-    ink = ink.crop((0, 0, min(ink.width, 280), min(ink.height, 280)))
-    return _on_canvas(
-        ink, (280, 280), (_margin(rng, 280 - ink.width), _margin(rng, 280 - ink.height))
-    )
+    ink, at = _ink_somewhere(digit, rng, (170, 250), (0.02, 0.045), (280, 280))
+    return _on_canvas(ink, (280, 280), at)
 
 
 def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A canvas export: dark strokes whose alpha is the ink, on a transparent background."""
-    height = int(rng.integers(150, 250))
-    ink = _scaled(digit, height, bold=float(rng.uniform(0.01, 0.04)))
-    ink = ink.crop((0, 0, min(ink.width, 280), min(ink.height, 280)))
+    ink, at = _ink_somewhere(digit, rng, (150, 250), (0.01, 0.04), (280, 280))
     alpha = Image.new("L", (280, 280), 0)
-    alpha.paste(ink, (_margin(rng, 280 - ink.width), _margin(rng, 280 - ink.height)))
+    alpha.paste(ink, at)
     colour = tuple(int(c) for c in rng.integers(0, 60, 3))
     image = Image.new("RGBA", (280, 280), (*colour, 0))
     image.putalpha(alpha)
@@ -105,11 +100,8 @@ def frame_filling(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 def tiny(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A small digit on a big page: 8-14% of a 400x400 page's height."""
-    height = int(rng.integers(32, 56))
-    ink = _scaled(digit, height, bold=float(rng.uniform(0, 0.03)))
-    return _on_canvas(
-        ink, (400, 400), (_margin(rng, 400 - ink.width), _margin(rng, 400 - ink.height))
-    )
+    ink, at = _ink_somewhere(digit, rng, (32, 56), (0, 0.03), (400, 400))
+    return _on_canvas(ink, (400, 400), at)
 
 
 def off_centre(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -123,10 +115,7 @@ def off_centre(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 def white_on_black_marker(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """Thick white strokes on black, as dark-mode drawing apps export them."""
-    height = int(rng.integers(150, 240))
-    ink = _scaled(digit, height, bold=float(rng.uniform(0.025, 0.05)))
-    ink = ink.crop((0, 0, min(ink.width, 280), min(ink.height, 280)))
-    at = (_margin(rng, 280 - ink.width), _margin(rng, 280 - ink.height))
+    ink, at = _ink_somewhere(digit, rng, (150, 240), (0.025, 0.05), (280, 280))
     return _on_canvas(ink, (280, 280), at, dark_on_light=False)
 
 
@@ -160,7 +149,7 @@ def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
 
 
-# Paper under real light: the kinds of round 4 ----------------------------------------------
+# Paper under real light ----------------------------------------------------------------------
 
 
 def _paper(rng: np.random.Generator, height: int = 480, width: int = 640) -> np.ndarray:
@@ -319,8 +308,7 @@ def boxed_digit(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     inner = (height + margin[0] + margin[1], ink.width + margin[2] + margin[3])
     page, (top, left) = _form_box(rng, inner)
     _write(page, ink, (top + margin[0], left + margin[2]), float(rng.integers(15, 70)))
-    image = _photo(page, rng)
-    return image
+    return _photo(page, rng)
 
 
 def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -382,19 +370,25 @@ LEGIBLE: dict[str, Maker] = {
     "ruled-paper": ruled_paper,
     "whiteboard-photo": whiteboard_photo,
 }
+# Photos arrive as JPEG, drawings and exports as PNG.
 JPEG_KINDS = {"paper-photo", "hard-shadow", "note-on-desk", "ruled-paper", "whiteboard-photo"}
+JPEG_KINDS |= {"paper-no-digit", "shadow-no-digit", "note-no-digit"}
 # Kinds that decide nothing: read only for the report.
 HELD_OUT = frozenset({"other-writers-8px", "whiteboard-photo"})
 
 
 def mnist_split(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """`test` for reports; `tune` is the held-back end of the train split (never trained on)."""
-    from training.data import HOLDOUT_EXAMPLES
-
     with np.load(path) as data:
         if split == "test":
             return data["x_test"], data["y_test"].astype(int)
         return data["x_train"][-HOLDOUT_EXAMPLES:], data["y_train"][-HOLDOUT_EXAMPLES:].astype(int)
+
+
+def _encoded(kind: str, image: Image.Image, quality: int = 85) -> bytes:
+    if kind in JPEG_KINDS:
+        return encode(image.convert("RGB"), "JPEG", quality=quality)
+    return encode(image)
 
 
 def legible_uploads(
@@ -405,10 +399,7 @@ def legible_uploads(
         picks = rng.choice(len(images), size=min(per_kind, len(images)), replace=False)
         for index in picks:
             image = make(images[index], rng)
-            fmt = "JPEG" if kind in JPEG_KINDS else "PNG"
-            yield Upload(
-                kind, encode(image, fmt, quality=int(rng.integers(70, 92))), int(labels[index])
-            )
+            yield Upload(kind, _encoded(kind, image, int(rng.integers(70, 92))), int(labels[index]))
 
 
 def other_writers() -> Iterator[Upload]:
@@ -544,30 +535,19 @@ def text_line(rng: np.random.Generator) -> Image.Image:
     return image
 
 
-def several_digits_maker(images: np.ndarray) -> Callable[[np.random.Generator], Image.Image]:
-    def several_digits(rng: np.random.Generator) -> Image.Image:
-        """Two to five MNIST digits written in a row, as a number."""
-        count = int(rng.integers(2, 6))
-        height = int(rng.integers(60, 140))
-        inks = [_scaled(images[int(i)], height, bold=0.01) for i in rng.choice(len(images), count)]
-        gap = int(rng.integers(4, 24))
-        width = sum(ink.width for ink in inks) + gap * (count + 1)
-        canvas = Image.new("L", (width, height + 2 * gap), 0)
-        x = gap
-        for ink in inks:
-            canvas.paste(ink, (x, gap))
-            x += ink.width + gap
-        return Image.eval(canvas, lambda v: 255 - v)
-
-    return several_digits
-
-
-def shadow_without_digit(rng: np.random.Generator) -> Image.Image:
-    return _photo(_shadow(_paper(rng), rng), rng)
-
-
-def note_without_digit(rng: np.random.Generator) -> Image.Image:
-    return _photo(_note_on_desk(rng)[0], rng)
+def several_digits(images: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Two to five MNIST digits written in a row, as a number."""
+    count = int(rng.integers(2, 6))
+    height = int(rng.integers(60, 140))
+    inks = [_scaled(images[int(i)], height, bold=0.01) for i in rng.choice(len(images), count)]
+    gap = int(rng.integers(4, 24))
+    width = sum(ink.width for ink in inks) + gap * (count + 1)
+    canvas = Image.new("L", (width, height + 2 * gap), 0)
+    x = gap
+    for ink in inks:
+        canvas.paste(ink, (x, gap))
+        x += ink.width + gap
+    return Image.eval(canvas, lambda v: 255 - v)
 
 
 def empty_form_box(rng: np.random.Generator) -> Image.Image:
@@ -583,16 +563,13 @@ def refusable_uploads(images: np.ndarray, per_kind: int, seed: int) -> Iterator[
         "filled-shape": filled_shape,
         "texture": texture,
         "paper-no-digit": paper_without_digit,
-        "several-digits": several_digits_maker(images),
+        "several-digits": partial(several_digits, images),
         "text-line": text_line,
-        "shadow-no-digit": shadow_without_digit,
-        "note-no-digit": note_without_digit,
+        "shadow-no-digit": lambda rng: _photo(_shadow(_paper(rng), rng), rng),
+        "note-no-digit": lambda rng: _photo(_note_on_desk(rng)[0], rng),
         "empty-form-box": empty_form_box,
     }
     for offset, (kind, make) in enumerate(makers.items()):
         rng = np.random.default_rng(seed + 100 + offset)
         for _ in range(per_kind):
-            fmt = (
-                "JPEG" if kind in ("paper-no-digit", "shadow-no-digit", "note-no-digit") else "PNG"
-            )
-            yield Upload(kind, encode(make(rng), fmt), None)
+            yield Upload(kind, _encoded(kind, make(rng)), None)

@@ -116,8 +116,7 @@ def soak(model_dir: Path, seconds: float, concurrency: int) -> tuple[Log, Memory
 
         asyncio.run(scenario())
     finally:
-        # Whatever started, even when the other did not.
-        stop([process for process in (gateway, serving) if process is not None])
+        stop([gateway, serving])  # whichever started
         shutil.rmtree(scratch, ignore_errors=True)
     return log, memory, events
 
