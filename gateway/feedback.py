@@ -54,14 +54,13 @@ class FeedbackStore:
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(self.folder, os.W_OK | os.X_OK)
+            problem = "" if writable else "is not writable by this process"
         except OSError as exc:
+            problem = f"cannot be created ({exc})"
+        if problem:
             raise RuntimeError(
-                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} cannot be created ({exc}); "
-                "point it at a writable folder or unset it to turn feedback off."
-            ) from exc
-        if not os.access(self.folder, os.W_OK | os.X_OK):
-            raise RuntimeError(
-                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} is not writable by this process; "
+                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} {problem}; "
                 "point it at a writable folder or unset it to turn feedback off."
             )
 
