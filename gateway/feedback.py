@@ -138,12 +138,8 @@ class FeedbackStore:
 
     @staticmethod
     def _write_atomically(path: Path, data: bytes) -> None:
-        """Write `data` under a hidden name beside `path`, then rename it into place.
-
-        serving/rollout/steps.py has its own writer, which the gateway image (contract.py
-        and gateway/ only) cannot import; this one also creates each file with FILE_MODE under
-        the process's umask, where that one keeps the mode of the file it replaces.
-        """
+        """Write `data` under a hidden name beside `path`, then rename it into place; the file
+        is created with FILE_MODE (the gateway image cannot import serving/rollout's writer)."""
         temporary = path.with_name(f".{path.name}.tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:

@@ -47,12 +47,9 @@ def _lifespan(
                 "GATEWAY_API_KEYS is empty: the prediction and feedback endpoints answer "
                 "anyone who can reach this gateway, without an API key."
             )
-        store = (
-            FeedbackStore(settings.feedback_dir, settings.feedback_max_items)
-            if settings.feedback_dir
-            else None
-        )
-        if store is not None:
+        store = None
+        if settings.feedback_dir:
+            store = FeedbackStore(settings.feedback_dir, settings.feedback_max_items)
             store.prepare()
         async with contextlib.AsyncExitStack() as stack:
             send = upstream
