@@ -31,10 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if settings.feedback_dir is not None:
             FeedbackStore(settings.feedback_dir, settings.feedback_max_items).prepare()
-    except ValidationError as exc:
-        print(f"error: invalid gateway settings: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
+    except (ValidationError, RuntimeError) as exc:  # the first names the Settings field
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.workers > 1:

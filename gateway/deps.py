@@ -14,7 +14,7 @@ from fastapi.security import APIKeyHeader
 
 from gateway.canary import CanarySplit
 from gateway.config import Settings
-from gateway.errors import FeatureDisabled, Unauthorized
+from gateway.errors import Unauthorized
 from gateway.feedback import FeedbackStore
 from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics
@@ -54,15 +54,6 @@ async def request_context(request: Request) -> RequestContext:
 
 
 ContextDep = Annotated[RequestContext, Depends(request_context)]
-
-
-def feedback_store(services: Services) -> FeedbackStore:
-    if services.feedback_store is None:
-        raise FeatureDisabled(
-            "Feedback is off on this gateway; set GATEWAY_FEEDBACK_DIR to a writable folder "
-            "to turn POST /feedback on."
-        )
-    return services.feedback_store
 
 
 API_KEY = APIKeyHeader(

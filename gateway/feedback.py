@@ -54,14 +54,13 @@ class FeedbackStore:
         """
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(self.folder, os.W_OK | os.X_OK)
+            problem = "" if writable else "is not writable by this process"
         except OSError as exc:
+            problem = f"cannot be created ({exc})"
+        if problem:
             raise RuntimeError(
-                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} cannot be created ({exc}); "
-                "point it at a writable folder or unset it to turn feedback off."
-            ) from exc
-        if not os.access(self.folder, os.W_OK | os.X_OK):
-            raise RuntimeError(
-                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} is not writable by this process; "
+                f"GATEWAY_FEEDBACK_DIR={str(self.folder)!r} {problem}; "
                 "point it at a writable folder or unset it to turn feedback off."
             )
 
@@ -139,12 +138,8 @@ class FeedbackStore:
 
     @staticmethod
     def _write_atomically(path: Path, data: bytes) -> None:
-        """Write `data` under a hidden name beside `path`, then rename it into place.
-
-        serving/rollout/steps.py has its own writer, which the gateway image (contract.py
-        and gateway/ only) cannot import; this one also creates each file with FILE_MODE under
-        the process's umask, where that one keeps the mode of the file it replaces.
-        """
+        """Write `data` under a hidden name beside `path`, then rename it into place; the file
+        is created with FILE_MODE (the gateway image cannot import serving/rollout's writer)."""
         temporary = path.with_name(f".{path.name}.tmp")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:

@@ -47,12 +47,9 @@ def _lifespan(
                 "GATEWAY_API_KEYS is empty: the prediction and feedback endpoints answer "
                 "anyone who can reach this gateway, without an API key."
             )
-        store = (
-            FeedbackStore(settings.feedback_dir, settings.feedback_max_items)
-            if settings.feedback_dir
-            else None
-        )
-        if store is not None:
+        store = None
+        if settings.feedback_dir:
+            store = FeedbackStore(settings.feedback_dir, settings.feedback_max_items)
             store.prepare()
         async with contextlib.AsyncExitStack() as stack:
             send = upstream
@@ -79,27 +76,6 @@ def _lifespan(
     return lifespan
 
 
-def _add_error_handlers(app: FastAPI) -> None:
-    async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, GatewayError)
-        note_error(request.scope["state"], exc.kind)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
-
-    async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
-        # Counted by the middleware, which the error has passed on its way here.
-        logger.exception("Unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {
-                "detail": "The gateway failed unexpectedly; the error is logged with request id "
-                f"{getattr(request.state, 'request_id', 'unknown')}."
-            },
-            status_code=500,
-        )
-
-    app.add_exception_handler(GatewayError, gateway_error)
-    app.add_exception_handler(Exception, unexpected_error)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -123,7 +99,24 @@ def create_app(
     for router in (operations.router, predict.router, feedback.router, model.router, ui.router):
         app.include_router(router)
     app.mount("/ui", StaticFiles(directory=ui.STATIC_DIR, html=True), name="ui")
-    _add_error_handlers(app)
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        note_error(request.scope["state"], exc.kind)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, _exc: Exception) -> JSONResponse:
+        # Counted by the middleware, which the error has passed on its way here.
+        logger.exception("Unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {
+                "detail": "The gateway failed unexpectedly; the error is logged with request id "
+                f"{getattr(request.state, 'request_id', 'unknown')}."
+            },
+            status_code=500,
+        )
+
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -52,12 +52,8 @@ class GatewayMiddleware:
         self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-        self.too_large = orjson.dumps(
-            {
-                "detail": f"The request body is larger than {max_body_bytes} bytes; "
-                "send a smaller image."
-            }
-        )
+        detail = f"The request body is larger than {max_body_bytes} bytes; send a smaller image."
+        self.too_large = orjson.dumps({"detail": detail})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

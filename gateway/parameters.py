@@ -1,9 +1,6 @@
-"""The query and header parameters the predict routes read themselves, each defined once: the
-same object parses a request's value and describes the parameter in the OpenAPI document.
-
-The upload routes parse their multipart bodies and parameters directly (it costs a fraction
-of FastAPI's form and dependency machinery), so FastAPI cannot document them from a
-signature; `upload_route` documents them from these definitions and the form models instead.
+"""The query and header parameters the predict routes read themselves (gateway/routes/predict.py
+says why), each defined once: the same object parses a request's value and describes the
+parameter in the OpenAPI document, where `upload_route` puts it beside the route's form model.
 """
 
 import re

@@ -19,12 +19,9 @@ class Pin(NamedTuple):
 def request_pin(query: QueryParams, headers: Headers, configured: Pin) -> Pin:
     """The pin of a request: ?version= or ?label=, then the X-Model-Version and
     X-Model-Label headers, then the gateway's configured pin."""
-    version = VERSION.read(query, headers)
-    if version is None:
-        version = VERSION_HEADER.read(query, headers)
-    label = LABEL.read(query, headers)
-    if label is None:
-        label = LABEL_HEADER.read(query, headers)
+    # Neither can be falsy when sent: versions are positive, labels not empty.
+    version = VERSION.read(query, headers) or VERSION_HEADER.read(query, headers)
+    label = LABEL.read(query, headers) or LABEL_HEADER.read(query, headers)
     if version is not None and label is not None:
         raise BadRequestParameters("Pin a model version or a label, not both.")
     if version is None and label is None:

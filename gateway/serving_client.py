@@ -188,10 +188,9 @@ class TFServingClient:
         if status != 200 or not isinstance(answer, dict):
             raise self._failed(status, answer, f"a :predict on version {target.version}")
         try:
-            outputs = model_outputs(answer, len(images))
+            return model_outputs(answer, len(images))
         except (KeyError, TypeError, ValueError) as exc:
             raise _unexpected("predict", exc) from exc
-        return outputs
 
 
 def model_outputs(answer: dict[str, object], rows: int) -> list[ModelOutput]:

@@ -3,12 +3,11 @@
 
 A pin names a version, a label or neither: then the version labelled `stable` when the model
 has that label, so a canary loaded beside it gets no unpinned traffic before a label names
-it, else the newest AVAILABLE version. Answers are
-kept for `cache_s`; after that the kept answer still serves while one background lookup
-renews it, so no request waits for a status call once the first has been made. A version
-unloaded in between answers :predict with 404, and the caller asks again with
-`refresh=True`. Each pin has its own lock: a slow or missing canary label never holds up
-the primary's lookups.
+it, else the newest AVAILABLE version. Answers are kept for `cache_s`; after that the kept
+answer still serves while one background lookup renews it, so no request waits for a status
+call once the first has been made. A version unloaded in between answers :predict with 404,
+and the caller asks again with `refresh=True`. Each pin has its own lock: a slow or missing
+canary label never holds up the primary's lookups.
 """
 
 import asyncio

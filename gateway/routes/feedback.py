@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services, feedback_store, require_api_key
+from gateway.deps import Services, require_api_key
+from gateway.errors import FeatureDisabled
 from gateway.parameters import upload_route
 from gateway.routes.predict import json_response, normalised_digit
 from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses
@@ -36,7 +37,12 @@ async def feedback(request: Request) -> Response:
     """Report the right digit for an image. Stores the normalised 28x28 digit (never the
     upload itself) and its metadata under GATEWAY_FEEDBACK_DIR; 404 when that is unset."""
     services: Services = request.app.state.services
-    store = feedback_store(services)
+    store = services.feedback_store
+    if store is None:
+        raise FeatureDisabled(
+            "Feedback is off on this gateway; set GATEWAY_FEEDBACK_DIR to a writable folder "
+            "to turn POST /feedback on."
+        )
     sent = await read_form(request, FeedbackForm)
     digit = await normalised_digit(sent.file, services)
     # Small files, but an fsync can take a while on a busy disk: keep the loop free.

@@ -35,8 +35,7 @@ async def model_info(context: ContextDep) -> ModelInfo:
     services, request_id = context.services, context.request_id
     settings, resolver = services.settings, services.resolver
     statuses = await services.client.model_status(request_id=request_id)
-    pin = services.configured_pin
-    serving = await _version_or_none(resolver, pin, request_id)
+    serving = await _version_or_none(resolver, services.configured_pin, request_id)
     canary = services.canary
     canary_version = None
     if canary.enabled:
