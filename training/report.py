@@ -3,6 +3,7 @@
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,23 +16,26 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def _figure_png(figure: object) -> bytes:
+def _pyplot() -> Any:
+    """matplotlib.pyplot drawing off screen (training runs have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _figure_png(figure: object) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
-    plt.close(figure)  # type: ignore[arg-type]
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
 def confusion_matrix_png(matrix: np.ndarray, accuracy: float) -> bytes:
-    import matplotlib
-
     matrix_shown = matrix.astype(float)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure, axes = _pyplot().subplots(figsize=(6, 5))
     # Log colour scale: the diagonal dwarfs the mistakes, which are what matter.
     image = axes.imshow(np.log1p(matrix_shown), cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
@@ -50,12 +54,7 @@ def confusion_matrix_png(matrix: np.ndarray, accuracy: float) -> bytes:
 
 
 def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (loss_axes, accuracy_axes) = _pyplot().subplots(1, 2, figsize=(10, 4))
     epochs = range(1, len(history["loss"]) + 1)
     for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
         axes.plot(epochs, history[key], marker="o", label="train")
@@ -103,12 +102,7 @@ def reliability_png(
     before: Sequence[Mapping[str, float]], after: Sequence[Mapping[str, float]]
 ) -> bytes:
     """Accuracy against confidence per bin, before and after the temperature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 5))
+    figure, axes = _pyplot().subplots(figsize=(5, 5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     for rows, label in ((before, "before temperature"), (after, "after temperature")):
         axes.plot(
