@@ -80,7 +80,7 @@ def train_and_publish(options: TrainingOptions) -> int:
     splits = prepare(data, recipe.upload_domain, options.seed, threads, feedback)
     steps_per_epoch = -(-len(splits.x_train) // recipe.batch_size)
     model = build_model(options.arch, steps_per_epoch, epochs)
-    history, duration_s = timed_fit(model, splits, recipe, epochs)
+    history, duration_s = fit(model, splits, recipe, epochs)
 
     result = evaluate(model, splits)
     print(f"Test accuracy: {result.accuracy:.4f}")
@@ -137,7 +137,8 @@ def read_feedback(folder: Path) -> "Feedback":
 
 def fit(
     model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], float]:
+    """The training curves and the seconds the fit took (the model card reports both)."""
     import keras
 
     class ExpectedFinish(keras.callbacks.Callback):  # type: ignore[misc]
@@ -154,6 +155,7 @@ def fit(
             finish = time.strftime("%H:%M:%S", time.localtime(time.time() + remaining))
             print(f"Progress: epoch {done}/{epochs}, expected finish {finish}", flush=True)
 
+    progress = ExpectedFinish()
     history = model.fit(
         splits.x_train,
         keras.utils.to_categorical(splits.y_train, NUM_CLASSES),
@@ -166,18 +168,9 @@ def fit(
             keras.utils.to_categorical(splits.y_holdout, NUM_CLASSES),
         ),
         verbose=1 if sys.stdout.isatty() else 2,
-        callbacks=[ExpectedFinish()],
+        callbacks=[progress],
     )
-    return dict(history.history)
-
-
-def timed_fit(
-    model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
-) -> tuple[dict[str, list[float]], float]:
-    """The training curves and the seconds the fit took (the model card reports both)."""
-    started = time.monotonic()
-    history = fit(model, splits, recipe, epochs)
-    return history, time.monotonic() - started
+    return dict(history.history), time.monotonic() - progress.started
 
 
 def passes_gate(accuracy: float, min_accuracy: float, force: bool) -> bool:
