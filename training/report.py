@@ -68,18 +68,11 @@ def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
     return _figure_png(figure)
 
 
-def _calibration_summary(calibration: object) -> str:
-    if not isinstance(calibration, Mapping):
-        return "none"
-    return (
-        f"temperature {calibration['temperature']:.3f}, test ECE "
-        f"{calibration['test_ece_before']:.2%} -> {calibration['test_ece']:.2%}"
-    )
-
-
 def summary_table(card: Mapping[str, object], export_path: str) -> str:
     per_class = card["per_class_accuracy"]
-    assert isinstance(per_class, dict)
+    calibration = card["calibration"]
+    assert isinstance(per_class, dict) and isinstance(calibration, dict)
+    ece = f"test ECE {calibration['test_ece_before']:.2%} -> {calibration['test_ece']:.2%}"
     rows = [
         ("architecture", str(card["architecture"])),
         ("parameters", f"{card['parameters']:,}"),
@@ -87,7 +80,7 @@ def summary_table(card: Mapping[str, object], export_path: str) -> str:
         ("seed", str(card["seed"])),
         ("test accuracy", f"{card['test_accuracy']:.4%}"),
         ("test loss", f"{card['test_loss']:.4f}"),
-        ("calibration", _calibration_summary(card.get("calibration"))),
+        ("calibration", f"temperature {calibration['temperature']:.3f}, {ece}"),
         ("weakest digit", min(per_class, key=per_class.__getitem__)),
         ("training time", f"{card['training_duration_s']} s"),
         ("exported to", export_path),
