@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contract import NUM_CLASSES
-from training.data import DataUnavailable, MnistData, load_mnist
-from training.evaluation import Evaluation, evaluate
+from training.data import DataUnavailable, load_mnist
+from training.evaluation import evaluate
 from training.recipes import RECIPES, Recipe
 from training.splits import Splits, prepare
 from training.versions import existing_versions, published_recipes
@@ -86,16 +86,38 @@ def train_and_publish(options: TrainingOptions) -> int:
     print(f"Test accuracy: {result.accuracy:.4f}")
     if not passes_gate(result.accuracy, options.min_accuracy, options.force):
         return EXIT_BELOW_GATE
-    publish_version(
-        model,
-        options,
+
+    # The next version, with its model card and plots in assets.extra/.
+    from training import report
+    from training.export import publish
+    from training.model_card import build_model_card
+
+    matrix = report.confusion_matrix(splits.y_test, result.predicted)
+    card = build_model_card(
+        arch=options.arch,
         epochs=epochs,
+        seed=options.seed,
+        parameters=model.count_params(),
         data=data,
         splits=splits,
-        history=history,
-        duration_s=duration_s,
         result=result,
+        matrix=matrix,
+        duration_s=duration_s,
     )
+    path = publish(
+        model,
+        options.model_dir,
+        card,
+        temperature=result.temperature,
+        extra_files={
+            "confusion_matrix.png": report.confusion_matrix_png(matrix, result.accuracy),
+            "training_curves.png": report.training_curves_png(history),
+            "reliability_diagram.png": report.reliability_png(
+                result.bins_before, result.bins_after
+            ),
+        },
+    )
+    print(report.summary_table(card, str(path)))
     return 0
 
 
@@ -184,50 +206,3 @@ def passes_gate(accuracy: float, min_accuracy: float, force: bool) -> bool:
         file=sys.stderr,
     )
     return False
-
-
-def publish_version(
-    model: "keras.Model",
-    options: TrainingOptions,
-    *,
-    epochs: int,
-    data: MnistData,
-    splits: Splits,
-    history: dict[str, list[float]],
-    duration_s: float,
-    result: Evaluation,
-) -> Path:
-    """Export the model with its card and plots as the next version, and print the summary
-    table; returns the version folder."""
-    from training import report
-    from training.export import publish
-    from training.model_card import build_model_card
-
-    matrix = report.confusion_matrix(splits.y_test, result.predicted)
-    card = build_model_card(
-        arch=options.arch,
-        epochs=epochs,
-        seed=options.seed,
-        parameters=model.count_params(),
-        data=data,
-        splits=splits,
-        result=result,
-        matrix=matrix,
-        duration_s=duration_s,
-    )
-    path = publish(
-        model,
-        options.model_dir,
-        card,
-        temperature=result.temperature,
-        extra_files={
-            "confusion_matrix.png": report.confusion_matrix_png(matrix, result.accuracy),
-            "training_curves.png": report.training_curves_png(history),
-            "reliability_diagram.png": report.reliability_png(
-                result.bins_before, result.bins_after
-            ),
-        },
-    )
-    card["version"] = int(path.name)
-    print(report.summary_table(card, str(path)))
-    return path
