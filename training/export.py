@@ -22,7 +22,6 @@ from contract import (
     INPUT_IMAGE,
     INPUT_IMAGE_BYTES,
     INPUT_PIXELS,
-    MODEL_CARD_FILE,
     MODEL_NAME,
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
@@ -32,6 +31,7 @@ from contract import (
     SIGNATURE_IMAGE,
     SIGNATURE_IMAGE_BYTES,
     SIGNATURE_PIXELS,
+    model_card_path,
 )
 from training.graph_preprocessing import normalise_encoded_images
 from training.signature_check import SEVEN, check_signatures, drawn_page
@@ -186,7 +186,7 @@ def publish(
         assets = staging / ASSETS_EXTRA_DIR
         assets.mkdir(exist_ok=True)
         card = {**model_card, "version": version}
-        (assets / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        model_card_path(staging).write_text(json.dumps(card, indent=2) + "\n")
         write_warmup_requests(assets / WARMUP_FILE)
         for name, content in (extra_files or {}).items():
             (assets / name).write_bytes(content)
