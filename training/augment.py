@@ -65,11 +65,3 @@ class RandomAffine(layers.Layer):  # type: ignore[misc]
         return ops.image.affine_transform(
             images, transform, interpolation="bilinear", fill_mode="constant"
         )
-
-    def get_config(self) -> dict[str, object]:
-        return {
-            **super().get_config(),
-            "rotation": self.rotation,
-            "zoom": self.zoom,
-            "shift": self.shift,
-        }

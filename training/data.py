@@ -37,14 +37,6 @@ class MnistData:
     sha256: str
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_mnist(data_path: str | os.PathLike[str] | None = None) -> MnistData:
     """Load MNIST from `data_path`, else `$MNIST_PATH`, else Keras' own download.
 
@@ -66,7 +58,12 @@ def load_mnist(data_path: str | os.PathLike[str] | None = None) -> MnistData:
             f"{path} is not a Keras mnist.npz file with arrays {', '.join(_KEYS)} ({exc})."
         ) from exc
     _check_arrays(path, arrays)
-    return MnistData(**arrays, source=str(path), sha256=file_sha256(path))
+    return MnistData(**arrays, source=str(path), sha256=_sha256(path))
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _download() -> Path:

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import keras
@@ -22,7 +22,6 @@ from contract import (
     INPUT_IMAGE,
     INPUT_IMAGE_BYTES,
     INPUT_PIXELS,
-    MODEL_CARD_FILE,
     MODEL_NAME,
     OUTPUT_CONFIDENCE,
     OUTPUT_DIGIT,
@@ -32,6 +31,7 @@ from contract import (
     SIGNATURE_IMAGE,
     SIGNATURE_IMAGE_BYTES,
     SIGNATURE_PIXELS,
+    model_card_path,
 )
 from training.graph_preprocessing import normalise_encoded_images
 from training.signature_check import SEVEN, check_signatures, drawn_page
@@ -94,34 +94,26 @@ def build_archive(model: keras.Model, temperature: float = 1.0) -> keras.export.
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    def classify_images(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _outputs(model(image, training=False), temperature)
+    def endpoint(
+        decode: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor | None]],
+    ) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+        def classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            images, refusal = decode(inputs)
+            return _outputs(model(images, training=False), temperature, refusal)
 
-    def classify_image_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        images, refusal = normalise_encoded_images(image_bytes)
-        return _outputs(model(images, training=False), temperature, refusal)
+        return classify
 
-    def classify_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        images, refusal = decode_pixels(pixels)
-        return _outputs(model(images, training=False), temperature, refusal)
-
-    archive.add_endpoint(
-        SIGNATURE_IMAGE,
-        classify_images,
-        input_signature=[
-            tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=INPUT_IMAGE)
-        ],
-    )
-    archive.add_endpoint(
-        SIGNATURE_IMAGE_BYTES,
-        classify_image_bytes,
-        input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_IMAGE_BYTES)],
-    )
-    archive.add_endpoint(
-        SIGNATURE_PIXELS,
-        classify_pixels,
-        input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_PIXELS)],
-    )
+    image_spec = tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32, name=INPUT_IMAGE)
+    for name, spec, decode in (
+        (SIGNATURE_IMAGE, image_spec, lambda image: (image, None)),
+        (
+            SIGNATURE_IMAGE_BYTES,
+            tf.TensorSpec([None], tf.string, name=INPUT_IMAGE_BYTES),
+            normalise_encoded_images,
+        ),
+        (SIGNATURE_PIXELS, tf.TensorSpec([None], tf.string, name=INPUT_PIXELS), decode_pixels),
+    ):
+        archive.add_endpoint(name, endpoint(decode), input_signature=[spec])
     return archive
 
 
@@ -194,7 +186,7 @@ def publish(
         assets = staging / ASSETS_EXTRA_DIR
         assets.mkdir(exist_ok=True)
         card = {**model_card, "version": version}
-        (assets / MODEL_CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        model_card_path(staging).write_text(json.dumps(card, indent=2) + "\n")
         write_warmup_requests(assets / WARMUP_FILE)
         for name, content in (extra_files or {}).items():
             (assets / name).write_bytes(content)

@@ -49,7 +49,16 @@ def build_model_card(
             "holdout_examples": len(splits.x_holdout),
             "test_examples": len(splits.x_test),
         },
-        "calibration": calibration_section(result),
+        # The temperature folded into the export, and the test calibration error it leaves.
+        "calibration": {
+            "temperature": round(result.temperature, 5),
+            "fitted_on": "holdout",
+            "bins": ECE_BINS,
+            "test_ece_before": round(result.ece_before, 5),
+            "test_ece": round(result.ece_after, 5),
+            "test_mean_confidence": round(result.mean_confidence, 5),
+            "reliability": result.bins_after,
+        },
         "training_duration_s": round(duration_s, 1),
         "library_versions": library_versions(),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -64,19 +73,6 @@ def per_class_accuracy(matrix: np.ndarray) -> dict[str, float]:
     return {
         str(digit): round(float(matrix[digit, digit] / totals[digit]), 5) if totals[digit] else 0.0
         for digit in range(NUM_CLASSES)
-    }
-
-
-def calibration_section(result: Evaluation) -> dict[str, object]:
-    """The temperature folded into the export, and the test calibration error it leaves."""
-    return {
-        "temperature": round(result.temperature, 5),
-        "fitted_on": "holdout",
-        "bins": ECE_BINS,
-        "test_ece_before": round(result.ece_before, 5),
-        "test_ece": round(result.ece_after, 5),
-        "test_mean_confidence": round(result.mean_confidence, 5),
-        "reliability": result.bins_after,
     }
 
 

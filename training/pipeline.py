@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from contract import NUM_CLASSES
-from training.data import DataUnavailable, MnistData, load_mnist
-from training.evaluation import Evaluation, evaluate
+from training.data import DataUnavailable, load_mnist
+from training.evaluation import evaluate
 from training.recipes import RECIPES, Recipe
 from training.splits import Splits, prepare
 from training.versions import existing_versions, published_recipes
@@ -80,22 +80,50 @@ def train_and_publish(options: TrainingOptions) -> int:
     splits = prepare(data, recipe.upload_domain, options.seed, threads, feedback)
     steps_per_epoch = -(-len(splits.x_train) // recipe.batch_size)
     model = build_model(options.arch, steps_per_epoch, epochs)
-    history, duration_s = timed_fit(model, splits, recipe, epochs)
+    history, duration_s = fit(model, splits, recipe, epochs)
 
     result = evaluate(model, splits)
     print(f"Test accuracy: {result.accuracy:.4f}")
-    if not passes_gate(result.accuracy, options.min_accuracy, options.force):
+    if result.accuracy < options.min_accuracy and not options.force:
+        # A polling model server would start serving whatever is published.
+        print(
+            f"Not published: test accuracy {result.accuracy:.4f} is below --min-accuracy "
+            f"{options.min_accuracy}; train longer or pass --force.",
+            file=sys.stderr,
+        )
         return EXIT_BELOW_GATE
-    publish_version(
-        model,
-        options,
+
+    # The next version, with its model card and plots in assets.extra/.
+    from training import report
+    from training.export import publish
+    from training.model_card import build_model_card
+
+    matrix = report.confusion_matrix(splits.y_test, result.predicted)
+    card = build_model_card(
+        arch=options.arch,
         epochs=epochs,
+        seed=options.seed,
+        parameters=model.count_params(),
         data=data,
         splits=splits,
-        history=history,
-        duration_s=duration_s,
         result=result,
+        matrix=matrix,
+        duration_s=duration_s,
     )
+    path = publish(
+        model,
+        options.model_dir,
+        card,
+        temperature=result.temperature,
+        extra_files={
+            "confusion_matrix.png": report.confusion_matrix_png(matrix, result.accuracy),
+            "training_curves.png": report.training_curves_png(history),
+            "reliability_diagram.png": report.reliability_png(
+                result.bins_before, result.bins_after
+            ),
+        },
+    )
+    print(report.summary_table(card, str(path)))
     return 0
 
 
@@ -137,7 +165,8 @@ def read_feedback(folder: Path) -> "Feedback":
 
 def fit(
     model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], float]:
+    """The training curves and the seconds the fit took (the model card reports both)."""
     import keras
 
     class ExpectedFinish(keras.callbacks.Callback):  # type: ignore[misc]
@@ -154,6 +183,7 @@ def fit(
             finish = time.strftime("%H:%M:%S", time.localtime(time.time() + remaining))
             print(f"Progress: epoch {done}/{epochs}, expected finish {finish}", flush=True)
 
+    progress = ExpectedFinish()
     history = model.fit(
         splits.x_train,
         keras.utils.to_categorical(splits.y_train, NUM_CLASSES),
@@ -166,75 +196,6 @@ def fit(
             keras.utils.to_categorical(splits.y_holdout, NUM_CLASSES),
         ),
         verbose=1 if sys.stdout.isatty() else 2,
-        callbacks=[ExpectedFinish()],
+        callbacks=[progress],
     )
-    return dict(history.history)
-
-
-def timed_fit(
-    model: "keras.Model", splits: Splits, recipe: Recipe, epochs: int
-) -> tuple[dict[str, list[float]], float]:
-    """The training curves and the seconds the fit took (the model card reports both)."""
-    started = time.monotonic()
-    history = fit(model, splits, recipe, epochs)
-    return history, time.monotonic() - started
-
-
-def passes_gate(accuracy: float, min_accuracy: float, force: bool) -> bool:
-    """A model below --min-accuracy is not published (unless forced): a polling model server
-    would otherwise start serving it."""
-    if accuracy >= min_accuracy or force:
-        return True
-    print(
-        f"Not published: test accuracy {accuracy:.4f} is below --min-accuracy "
-        f"{min_accuracy}; train longer or pass --force.",
-        file=sys.stderr,
-    )
-    return False
-
-
-def publish_version(
-    model: "keras.Model",
-    options: TrainingOptions,
-    *,
-    epochs: int,
-    data: MnistData,
-    splits: Splits,
-    history: dict[str, list[float]],
-    duration_s: float,
-    result: Evaluation,
-) -> Path:
-    """Export the model with its card and plots as the next version, and print the summary
-    table; returns the version folder."""
-    from training import report
-    from training.export import publish
-    from training.model_card import build_model_card
-
-    matrix = report.confusion_matrix(splits.y_test, result.predicted)
-    card = build_model_card(
-        arch=options.arch,
-        epochs=epochs,
-        seed=options.seed,
-        parameters=model.count_params(),
-        data=data,
-        splits=splits,
-        result=result,
-        matrix=matrix,
-        duration_s=duration_s,
-    )
-    path = publish(
-        model,
-        options.model_dir,
-        card,
-        temperature=result.temperature,
-        extra_files={
-            "confusion_matrix.png": report.confusion_matrix_png(matrix, result.accuracy),
-            "training_curves.png": report.training_curves_png(history),
-            "reliability_diagram.png": report.reliability_png(
-                result.bins_before, result.bins_after
-            ),
-        },
-    )
-    card["version"] = int(path.name)
-    print(report.summary_table(card, str(path)))
-    return path
+    return dict(history.history), time.monotonic() - progress.started

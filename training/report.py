@@ -3,6 +3,7 @@
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -15,23 +16,26 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def _figure_png(figure: object) -> bytes:
+def _pyplot() -> Any:
+    """matplotlib.pyplot drawing off screen (training runs have no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _figure_png(figure: object) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
-    plt.close(figure)  # type: ignore[arg-type]
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
 def confusion_matrix_png(matrix: np.ndarray, accuracy: float) -> bytes:
-    import matplotlib
-
     matrix_shown = matrix.astype(float)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure, axes = _pyplot().subplots(figsize=(6, 5))
     # Log colour scale: the diagonal dwarfs the mistakes, which are what matter.
     image = axes.imshow(np.log1p(matrix_shown), cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
@@ -50,12 +54,7 @@ def confusion_matrix_png(matrix: np.ndarray, accuracy: float) -> bytes:
 
 
 def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (loss_axes, accuracy_axes) = _pyplot().subplots(1, 2, figsize=(10, 4))
     epochs = range(1, len(history["loss"]) + 1)
     for key, axes in (("loss", loss_axes), ("accuracy", accuracy_axes)):
         axes.plot(epochs, history[key], marker="o", label="train")
@@ -69,18 +68,11 @@ def training_curves_png(history: Mapping[str, Sequence[float]]) -> bytes:
     return _figure_png(figure)
 
 
-def _calibration_summary(calibration: object) -> str:
-    if not isinstance(calibration, Mapping):
-        return "none"
-    return (
-        f"temperature {calibration['temperature']:.3f}, test ECE "
-        f"{calibration['test_ece_before']:.2%} -> {calibration['test_ece']:.2%}"
-    )
-
-
 def summary_table(card: Mapping[str, object], export_path: str) -> str:
     per_class = card["per_class_accuracy"]
-    assert isinstance(per_class, dict)
+    calibration = card["calibration"]
+    assert isinstance(per_class, dict) and isinstance(calibration, dict)
+    ece = f"test ECE {calibration['test_ece_before']:.2%} -> {calibration['test_ece']:.2%}"
     rows = [
         ("architecture", str(card["architecture"])),
         ("parameters", f"{card['parameters']:,}"),
@@ -88,7 +80,7 @@ def summary_table(card: Mapping[str, object], export_path: str) -> str:
         ("seed", str(card["seed"])),
         ("test accuracy", f"{card['test_accuracy']:.4%}"),
         ("test loss", f"{card['test_loss']:.4f}"),
-        ("calibration", _calibration_summary(card.get("calibration"))),
+        ("calibration", f"temperature {calibration['temperature']:.3f}, {ece}"),
         ("weakest digit", min(per_class, key=per_class.__getitem__)),
         ("training time", f"{card['training_duration_s']} s"),
         ("exported to", export_path),
@@ -103,12 +95,7 @@ def reliability_png(
     before: Sequence[Mapping[str, float]], after: Sequence[Mapping[str, float]]
 ) -> bytes:
     """Accuracy against confidence per bin, before and after the temperature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5, 5))
+    figure, axes = _pyplot().subplots(figsize=(5, 5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     for rows, label in ((before, "before temperature"), (after, "after temperature")):
         axes.plot(
