@@ -60,14 +60,18 @@ def parts_of(ink: np.ndarray, labels: np.ndarray, count: int) -> Parts:
     return Parts(labels, boxes, mass, peak)
 
 
-def digit_mask(mask: np.ndarray, ink: np.ndarray, flat_field: FlatField | None) -> np.ndarray | str:
-    """The part of `mask` (ink >= threshold) that is the digit, or the refusal sentence when
-    there is none."""
-    inked_rows, inked_cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not inked_rows.size:
-        return REFUSAL_BLANK
+def ink_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns that hold ink, None for none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else None
+
+
+def digit_mask(
+    mask: np.ndarray, within: tuple[slice, slice], ink: np.ndarray, flat_field: FlatField | None
+) -> np.ndarray | str:
+    """The part of `mask` (ink >= threshold, all of it `within` that box) that is the digit,
+    `mask` itself when it is all digit, or the refusal sentence when there is none."""
     # Labelled within the ink's box only: the cost of a canvas's margin saved.
-    within = (slice(inked_rows[0], inked_rows[-1] + 1), slice(inked_cols[0], inked_cols[-1] + 1))
     box_labels, count = ndimage.label(mask[within], structure=EIGHT_CONNECTED)
     if count == 1 and flat_field is None:  # one part on one paper level: it is all there is
         return REFUSAL_BLANK if frame_sides(mask[within]) == 4 else mask
@@ -118,10 +122,10 @@ def frame_sides(part: np.ndarray) -> int:
     inside = part[2 * edge : -2 * edge, 2 * edge : -2 * edge]
     if not inside.size or np.count_nonzero(inside) >= FRAME_INSIDE * inside.size:
         return 0
-    sides = (part[:edge], part[-edge:], part[:, :edge].T, part[:, -edge:].T)
-    return sum(
-        int(np.count_nonzero(side, axis=1).max() >= FRAME_FILL * side.shape[1]) for side in sides
-    )
+    rows, cols = np.count_nonzero(part, axis=1), np.count_nonzero(part, axis=0)
+    across = (rows[:edge].max() / width, rows[-edge:].max() / width,
+              cols[:edge].max() / height, cols[-edge:].max() / height)
+    return sum(int(fill >= FRAME_FILL) for fill in across)
 
 
 def holds_another(parts: Parts, index: int) -> bool:
@@ -144,7 +148,7 @@ def patterned(mask: np.ndarray) -> bool:
     cols = np.flatnonzero(mask.any(axis=0))
     box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     bands = int((band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * box.sum()).sum())
-    return bands > MAX_BANDS or border_runs(mask) > MAX_BORDER_RUNS
+    return bands > MAX_BANDS or border_runs(border_ring(mask)) > MAX_BORDER_RUNS
 
 
 def not_on_paper(
@@ -208,9 +212,8 @@ def border_ring(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([mask[0], mask[1:, -1], mask[-1, -2::-1], mask[-2:0:-1, 0]])
 
 
-def border_runs(mask: np.ndarray) -> int:
-    """How many separate times the ink enters the image's border."""
-    ring = border_ring(mask)
+def border_runs(ring: np.ndarray) -> int:
+    """How many separate times the ink enters the image's border (`ring`, of border_ring)."""
     return int((ring & ~np.concatenate((ring[-1:], ring[:-1]))).sum())
 
 

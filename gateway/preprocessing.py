@@ -44,7 +44,7 @@ from contract import (
     REFUSAL_TOO_SMALL,
     WORK_SIZE,
 )
-from gateway.digit_parts import band_ink, border_ring, border_runs, digit_mask
+from gateway.digit_parts import band_ink, border_ring, border_runs, digit_mask, ink_box
 from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
 from gateway.ink import ink_map
 
@@ -159,19 +159,21 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
     if found.spread < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
         raise NoDigitFound(REFUSAL_NOISE)
     all_ink = found.ink >= INK_THRESHOLD
-    mask = digit_mask(all_ink, found.ink, found.flat_field)
+    within = ink_box(all_ink)
+    if within is None:
+        raise NoDigitFound(REFUSAL_BLANK)
+    mask = digit_mask(all_ink, within, found.ink, found.flat_field)
     if isinstance(mask, str):
         raise NoDigitFound(mask)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    refusal = not_one_digit(mask, mask[top:bottom, left:right], scale)
+    if mask is not all_ink:
+        within = ink_box(mask) or within
+    refusal = not_one_digit(mask, mask[within], scale)
     if refusal:
         raise NoDigitFound(refusal)
-    crop = found.ink[top:bottom, left:right]
+    crop = found.ink[within]
     if mask is not all_ink and not np.array_equal(mask, all_ink):
         # The digit's ink, with a pixel's rim for its soft edges; nothing of what was left out.
-        rim = ndimage.maximum_filter(mask[top:bottom, left:right], size=3)
+        rim = ndimage.maximum_filter(mask[within], size=3)
         crop = np.where(rim, crop, 0.0)
     crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))
@@ -195,7 +197,7 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
         return REFUSAL_SEVERAL
     bands = int((band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * total).sum())
     ring = border_ring(mask)
-    if bands > MAX_BANDS or border_runs(mask) > MAX_BORDER_RUNS:
+    if bands > MAX_BANDS or border_runs(ring) > MAX_BORDER_RUNS:
         return REFUSAL_PATTERN
     if longer < MIN_CORE_TEST_PIXELS:
         return None
@@ -208,7 +210,7 @@ def not_one_digit(mask: np.ndarray, box: np.ndarray, scale: int = 1) -> str | No
     if (
         core_wide >= MAX_CORE_WIDE
         or (dense and core_narrow >= MAX_CORE_NARROW_DENSE)
-        or (ring.mean() >= BORDER_COVER and core_narrow >= MAX_CORE_NARROW_AT_BORDER)
+        or (core_narrow >= MAX_CORE_NARROW_AT_BORDER and ring.mean() >= BORDER_COVER)
     ):
         return REFUSAL_FILLED
     return None
