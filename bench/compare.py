@@ -148,7 +148,8 @@ def print_table(results: dict[str, list[dict[str, float]]]) -> None:
     for name, runs in results.items():
         for index, run in enumerate([*runs, medians[name]]):
             label = str(index + 1) if index < len(runs) else "median"
-            print(f"| {name} | {label} | " + " | ".join(f"{run[c]:.3g}" for c in COLUMNS) + " |")
+            cells = (f"{run[c]:.0f}" if run[c] >= 100 else f"{run[c]:.3g}" for c in COLUMNS)
+            print(f"| {name} | {label} | " + " | ".join(cells) + " |")
     if "before" in medians:
         this, before = medians["this"], medians["before"]
         ratios = [f"{this[c] / before[c]:.2f}" if before[c] else "" for c in COLUMNS]
