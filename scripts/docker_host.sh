@@ -9,11 +9,18 @@ set -euo pipefail
 
 OFFICIAL_PYTHON_IMAGE=python:3.11.11-slim-bookworm
 LOCAL_PYTHON_IMAGE=${LOCAL_PYTHON_IMAGE:-local/python:3.11-slim-bookworm}
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 export DEBIAN_FRONTEND=noninteractive
 
 apt_install() {
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The Debian mirror this machine's apt uses (its main archive, not security's), or $DEBIAN_MIRROR.
+debian_mirror() {
+  [ -n "${DEBIAN_MIRROR:-}" ] && { echo "$DEBIAN_MIRROR"; return; }
+  apt-get update -qq
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Created-By: Packages' \
+    | awk '$2 !~ /-/ { print $1; exit }'
 }
 
 if ! command -v dockerd >/dev/null; then
@@ -28,7 +35,7 @@ if ! docker compose version >/dev/null 2>&1 || ! docker buildx version >/dev/nul
   echo "==> Installing the compose and buildx plugins (Debian trixie's packages)"
   state=$(mktemp -d)
   mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $DEBIAN_MIRROR trixie main" \
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) trixie main" \
     >"$state/sources.list"
   apt_opts=(-o "Dir::Etc::sourcelist=$state/sources.list" -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache")
@@ -60,5 +67,5 @@ mmdebstrap --quiet --variant=minbase \
   --include=python3,python3-venv,ca-certificates,netbase,tzdata \
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --customize-hook='chroot "$1" ln -s /usr/bin/python3 /usr/local/bin/python' \
-  bookworm "$rootfs" "$DEBIAN_MIRROR"
+  bookworm "$rootfs" "$(debian_mirror)"
 docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["python"]' "$rootfs" "$LOCAL_PYTHON_IMAGE" >/dev/null
