@@ -109,7 +109,7 @@ def digit_mask(
     if not keep.any():
         return REFUSAL_BLANK
     keep &= near_the_heaviest(parts, keep, mask.shape)
-    return parts.mask(keep)
+    return mask if keep.all() else parts.mask(keep)
 
 
 def frame_sides(part: np.ndarray) -> int:
@@ -144,9 +144,7 @@ def holds_another(parts: Parts, index: int) -> bool:
 def patterned(mask: np.ndarray) -> bool:
     """The pattern test of not_one_digit, on every strong part at once: four or more bands
     of rows, or ink entering the border again and again."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    box = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    box = mask[ink_box(mask) or ()]
     bands = int((band_ink(box.sum(axis=1)) >= MIN_BAND_SHARE * box.sum()).sum())
     return bands > MAX_BANDS or border_runs(border_ring(mask)) > MAX_BORDER_RUNS
 

@@ -165,13 +165,14 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
     mask = digit_mask(all_ink, within, found.ink, found.flat_field)
     if isinstance(mask, str):
         raise NoDigitFound(mask)
-    if mask is not all_ink:
+    left_out = mask is not all_ink  # digit_mask answers the mask itself when it is all digit
+    if left_out:
         within = ink_box(mask) or within
     refusal = not_one_digit(mask, mask[within], scale)
     if refusal:
         raise NoDigitFound(refusal)
     crop = found.ink[within]
-    if mask is not all_ink and not np.array_equal(mask, all_ink):
+    if left_out:
         # The digit's ink, with a pixel's rim for its soft edges; nothing of what was left out.
         rim = ndimage.maximum_filter(mask[within], size=3)
         crop = np.where(rim, crop, 0.0)
