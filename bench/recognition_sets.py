@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from scipy import ndimage
 
 from bench.digits import encode
 from training.data import HOLDOUT_EXAMPLES
@@ -24,7 +25,8 @@ Maker = Callable[[np.ndarray, np.random.Generator], Image.Image]
 class Upload:
     kind: str
     data: bytes
-    label: int | None  # None: not one digit, the stack should refuse it
+    # A digit; for /read, the number as its digits ("4271"); None: the stack should refuse it.
+    label: int | str | None
 
 
 def _tight(digit: np.ndarray) -> Image.Image:
@@ -181,7 +183,13 @@ def _digit_on_page(
 ) -> tuple[int, int, int, int]:
     """Write the digit `height` pixels tall somewhere on `page`; returns its box
     (top, left, bottom, right)."""
-    ink = _scaled(digit, height, bold=float(rng.uniform(0, 0.025)))
+    return _ink_on_page(_scaled(digit, height, bold=float(rng.uniform(0, 0.025))), rng, page)
+
+
+def _ink_on_page(
+    ink: Image.Image, rng: np.random.Generator, page: np.ndarray
+) -> tuple[int, int, int, int]:
+    """Write white-on-black `ink` in pen somewhere on `page`; returns its box."""
     top = int(rng.integers(0, page.shape[0] - ink.height + 1))
     left = int(rng.integers(0, page.shape[1] - ink.width + 1))
     _write(page, ink, (top, left), float(rng.integers(15, 70)))
@@ -244,12 +252,23 @@ def _note_on_desk(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 def note_on_desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A digit written on a sticky note or card that lies on a darker desk."""
+    return _written_on_note(
+        rng,
+        lambda span: _scaled(
+            digit, int(span * rng.uniform(0.35, 0.6)), float(rng.uniform(0, 0.03))
+        ),
+    )
+
+
+def _written_on_note(
+    rng: np.random.Generator, ink_for: Callable[[int], Image.Image]
+) -> Image.Image:
+    """A photo of a note on a desk, `ink_for(the note's smaller side)` written mid-note."""
     page, note = _note_on_desk(rng)
     rows = np.flatnonzero(note.any(axis=1))
     cols = np.flatnonzero(note.any(axis=0))
     span = min(rows[-1] - rows[0], cols[-1] - cols[0])
-    height = int(span * rng.uniform(0.35, 0.6))
-    ink = _scaled(digit, height, bold=float(rng.uniform(0, 0.03)))
+    ink = ink_for(int(span))
     top = int((rows[0] + rows[-1] - ink.height) / 2 + rng.uniform(-0.1, 0.1) * span)
     left = int((cols[0] + cols[-1] - ink.width) / 2 + rng.uniform(-0.1, 0.1) * span)
     pen = np.array([(20, 25, 30), (25, 35, 110), (15, 15, 15)][rng.integers(3)], np.float32)
@@ -262,16 +281,24 @@ def note_on_desk(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 def stray_marks(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A digit on a page with one to three specks or flecks of ink away from it."""
     page = _paper(rng, 400, 400)
-    top, left, bottom, right = _digit_on_page(digit, rng, page, int(rng.integers(90, 220)))
+    _stray_marks(page, _digit_on_page(digit, rng, page, int(rng.integers(90, 220))), rng)
+    return _photo(page, rng)
+
+
+def _stray_marks(
+    page: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator
+) -> None:
+    """One to three specks or flecks of ink on `page` (in place), clear of the writing's box."""
+    top, left, bottom, right = box
     height = bottom - top
     for _ in range(int(rng.integers(1, 4))):
         for _attempt in range(50):  # somewhere clear of the digit's box
-            y, x = rng.uniform(8, 392, 2)
+            y, x = rng.uniform(8, (page.shape[0] - 8, page.shape[1] - 8))
             gap = 0.15 * height
             if not (top - gap < y < bottom + gap and left - gap < x < right + gap):
                 break
         size = rng.uniform(1.5, 0.06 * height + 2)
-        mark = Image.new("L", (400, 400), 0)
+        mark = Image.new("L", page.shape[::-1], 0)
         draw = ImageDraw.Draw(mark)
         if rng.random() < 0.6:
             draw.ellipse((x - size / 2, y - size / 2, x + size / 2, y + size / 2), fill=255)
@@ -279,7 +306,6 @@ def stray_marks(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
             dx, dy = rng.uniform(-1, 1, 2) * size * 1.5
             draw.line((x, y, x + dx, y + dy), fill=255, width=max(1, int(size / 3)))
         _write(page, mark, (0, 0), float(rng.integers(20, 90)))
-    return _photo(page, rng)
 
 
 def _form_box(
@@ -313,6 +339,13 @@ def boxed_digit(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
 
 def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A digit on ruled or squared paper, crossing its lines."""
+    page, spacing = _ruled_paper(rng)
+    _digit_on_page(digit, rng, page, int(spacing * rng.uniform(3, 7)))
+    return _photo(page, rng)
+
+
+def _ruled_paper(rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Ruled or squared paper, and the spacing of its lines."""
     page = _paper(rng)
     spacing = rng.uniform(20, 40)
     rows, cols = np.mgrid[: page.shape[0], : page.shape[1]]
@@ -320,8 +353,7 @@ def ruled_paper(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     if rng.random() < 0.4:
         ruled |= (cols % spacing) < 1.6
     page[ruled] -= rng.uniform(40, 100)
-    _digit_on_page(digit, rng, page, int(spacing * rng.uniform(3, 7)))
-    return _photo(page, rng)
+    return page, spacing
 
 
 def whiteboard_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -394,7 +426,13 @@ def _encoded(kind: str, image: Image.Image, quality: int = 85) -> bytes:
 def legible_uploads(
     images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
 ) -> Iterator[Upload]:
-    for offset, (kind, make) in enumerate(LEGIBLE.items()):
+    return _one_digit_each(LEGIBLE, images, labels, per_kind, seed)
+
+
+def _one_digit_each(
+    makers: dict[str, Maker], images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
+) -> Iterator[Upload]:
+    for offset, (kind, make) in enumerate(makers.items()):
         rng = np.random.default_rng(seed + offset)
         picks = rng.choice(len(images), size=min(per_kind, len(images)), replace=False)
         for index in picks:
@@ -527,7 +565,11 @@ def paper_without_digit(rng: np.random.Generator) -> Image.Image:
 
 def text_line(rng: np.random.Generator) -> Image.Image:
     words = ["digits", "hello", "invoice", "total", "March", "the", "scan", "page", "note", "4 May"]
-    text = " ".join(rng.choice(words, size=int(rng.integers(2, 5))))
+    return _printed(" ".join(rng.choice(words, size=int(rng.integers(2, 5)))), rng)
+
+
+def _printed(text: str, rng: np.random.Generator) -> Image.Image:
+    """`text` printed in one line, dark on light, 18-47 px type."""
     font = ImageFont.load_default(size=int(rng.integers(18, 48)))
     left, top, right, bottom = font.getbbox(text)
     image = Image.new("L", (int(right) + 40, int(bottom) + 40), 250)
@@ -550,6 +592,14 @@ def several_digits(images: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.eval(canvas, lambda v: 255 - v)
 
 
+def shadow_without_digit(rng: np.random.Generator) -> Image.Image:
+    return _photo(_shadow(_paper(rng), rng), rng)
+
+
+def note_without_digit(rng: np.random.Generator) -> Image.Image:
+    return _photo(_note_on_desk(rng)[0], rng)
+
+
 def empty_form_box(rng: np.random.Generator) -> Image.Image:
     inner = (int(rng.integers(60, 200)), int(rng.integers(60, 200)))
     return _photo(_form_box(rng, inner)[0], rng)
@@ -565,11 +615,169 @@ def refusable_uploads(images: np.ndarray, per_kind: int, seed: int) -> Iterator[
         "paper-no-digit": paper_without_digit,
         "several-digits": partial(several_digits, images),
         "text-line": text_line,
-        "shadow-no-digit": lambda rng: _photo(_shadow(_paper(rng), rng), rng),
-        "note-no-digit": lambda rng: _photo(_note_on_desk(rng)[0], rng),
+        "shadow-no-digit": shadow_without_digit,
+        "note-no-digit": note_without_digit,
         "empty-form-box": empty_form_box,
     }
+    return _refusable(makers, per_kind, seed + 100)
+
+
+def _refusable(
+    makers: dict[str, Callable[[np.random.Generator], Image.Image]], per_kind: int, seed: int
+) -> Iterator[Upload]:
     for offset, (kind, make) in enumerate(makers.items()):
-        rng = np.random.default_rng(seed + 100 + offset)
+        rng = np.random.default_rng(seed + offset)
         for _ in range(per_kind):
             yield Upload(kind, _encoded(kind, make(rng)), None)
+
+
+# Numbers: several digits in a row, for /read --------------------------------------------
+
+RowMaker = Callable[[list[np.ndarray], np.random.Generator], Image.Image]
+MAX_SLOPE_DEGREES = 8
+INK = 128  # a pixel of the row's ink at least this bright is ink once thresholded
+
+
+def _row(
+    digits: list[np.ndarray], rng: np.random.Generator, height: int, touching: bool = False
+) -> Image.Image:
+    """White-on-black ink of `digits` written left to right about `height` pixels tall: each a
+    little taller or shorter and a little above or below a baseline sloping up to 8 degrees;
+    gaps from ink to ink of a few pixels to about a digit's width. `touching`: one pair of
+    neighbours shares one to four pixels of ink in a row."""
+    bold = float(rng.uniform(0, 0.03))
+    sizes = np.maximum(8, height * rng.uniform(0.88, 1.12, len(digits))).astype(int)
+    inks = [np.asarray(_scaled(d, int(size), bold)) for d, size in zip(digits, sizes, strict=True)]
+    gaps = np.maximum(3, rng.uniform(0.05, 0.8, len(inks)) * height).astype(int)
+    if touching:
+        gaps[rng.integers(1, len(inks))] = -rng.integers(1, 5)
+    slope = np.tan(np.deg2rad(rng.uniform(-MAX_SLOPE_DEGREES, MAX_SLOPE_DEGREES)))
+    jitter = 0.06 * height
+    width = sum(ink.shape[1] for ink in inks) + int(gaps.clip(0).sum())
+    rise = abs(slope) * width
+    first = jitter + 1 + (rise if slope < 0 else 0)
+    canvas = np.zeros((int(rise + 2 * jitter) + max(len(ink) for ink in inks) + 4, width), np.uint8)
+    reach = np.full(len(canvas), -1)  # each row's rightmost ink so far
+    x = -1
+    for ink, gap in zip(inks, gaps, strict=True):
+        y = int(first + slope * max(x, 0) + rng.uniform(-jitter, jitter))
+        rows = slice(y, y + len(ink))
+        mask = ink >= INK
+        if x < 0:
+            x = 0
+        else:
+            # Apart means apart two rows up or down too: no corner-to-corner contact.
+            near = reach[rows] if gap < 0 else ndimage.maximum_filter1d(reach, 5)[rows]
+            facing = mask.any(axis=1) & (near >= 0)
+            against = (near - mask.argmax(axis=1))[facing]
+            start = int(against.max()) if against.size else int(reach.max())
+            x = max(x + 1, start + 1 + int(gap))  # never left of the digit before
+        drawn = np.flatnonzero(mask.any(axis=1))
+        rights = x + ink.shape[1] - 1 - mask[drawn, ::-1].argmax(axis=1)
+        reach[y + drawn] = np.maximum(reach[y + drawn], rights)
+        np.maximum(canvas[rows, x : x + ink.shape[1]], ink, out=canvas[rows, x : x + ink.shape[1]])
+    return _tight(canvas)
+
+
+def _fit(ink: Image.Image, width: int, height: int) -> Image.Image:
+    """`ink` made smaller, if need be, to fit in width x height."""
+    scale = min(1.0, width / ink.width, height / ink.height)
+    size = (max(1, int(ink.width * scale)), max(1, int(ink.height * scale)))
+    return ink if scale == 1 else ink.resize(size, Image.Resampling.BICUBIC)
+
+
+def number_canvas(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """A number drawn on a canvas, dark on white, its digits 40-160 px tall."""
+    return _row_on_canvas(_row(digits, rng, int(rng.integers(40, 160))), rng)
+
+
+def touching_canvas(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    """A number drawn on a canvas in which two neighbouring digits touch or overlap a little."""
+    return _row_on_canvas(_row(digits, rng, int(rng.integers(40, 160)), touching=True), rng)
+
+
+def _row_on_canvas(ink: Image.Image, rng: np.random.Generator) -> Image.Image:
+    pad = rng.integers(8, 60, 4)
+    size = (ink.width + int(pad[0] + pad[1]), ink.height + int(pad[2] + pad[3]))
+    return _on_canvas(ink, size, (int(pad[0]), int(pad[2])))
+
+
+def _photographed_row(
+    digits: list[np.ndarray], rng: np.random.Generator, page: np.ndarray, height: int
+) -> tuple[int, int, int, int]:
+    """Write the number somewhere on `page` (in place), at most 92% of its width; its box."""
+    ink = _fit(_row(digits, rng, height), int(0.92 * page.shape[1]), page.shape[0])
+    return _ink_on_page(ink, rng, page)
+
+
+def number_on_ruled_paper(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    page, spacing = _ruled_paper(rng)
+    _photographed_row(digits, rng, page, int(spacing * rng.uniform(1.5, 4)))
+    return _photo(page, rng)
+
+
+def number_in_shadow(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    page = _paper(rng)
+    _photographed_row(digits, rng, page, int(rng.integers(40, 120)))
+    return _photo(_shadow(page, rng), rng)
+
+
+def number_on_note(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    def ink_for(span: int) -> Image.Image:
+        row = _row(digits, rng, int(span * rng.uniform(0.15, 0.35)))
+        return _fit(row, int(0.85 * span), span)
+
+    return _written_on_note(rng, ink_for)
+
+
+def number_with_stray_marks(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+    page = _paper(rng)
+    _stray_marks(page, _photographed_row(digits, rng, page, int(rng.integers(40, 120))), rng)
+    return _photo(page, rng)
+
+
+NUMBERS: dict[str, tuple[RowMaker, tuple[int, int]]] = {  # maker, fewest and most digits
+    "row": (number_canvas, (2, 6)),
+    "long-row": (number_canvas, (7, 10)),
+    "touching": (touching_canvas, (2, 6)),
+    "ruled": (number_on_ruled_paper, (2, 6)),
+    "shadow": (number_in_shadow, (2, 6)),
+    "note": (number_on_note, (2, 6)),
+    "stray": (number_with_stray_marks, (2, 6)),
+}
+ONE_DIGIT: dict[str, Maker] = {"one-canvas": canvas_bold, "one-photo": paper_photo}
+NOT_NUMBERS: dict[str, Callable[[np.random.Generator], Image.Image]] = {
+    "text-line": text_line,
+    "blank": blank,
+    "texture": texture,
+    "paper-no-digit": paper_without_digit,
+    "shadow-no-digit": shadow_without_digit,
+    "note-no-digit": note_without_digit,
+}
+JPEG_KINDS |= {"ruled", "shadow", "note", "stray", "one-photo"}
+
+
+def printed_number(rng: np.random.Generator) -> tuple[Image.Image, str]:
+    number = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 7))))
+    return _printed(number, rng), number
+
+
+def number_uploads(
+    images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
+) -> Iterator[Upload]:
+    """Numbers of the given MNIST digits (the label: the number as a string), printed
+    numbers, single digits (the label: one character) and things that are not a number."""
+    for offset, (kind, (make, (fewest, most))) in enumerate(NUMBERS.items()):
+        rng = np.random.default_rng(seed + 200 + offset)
+        for _ in range(per_kind):
+            picks = rng.choice(len(images), int(rng.integers(fewest, most + 1)), replace=False)
+            number = "".join(str(labels[i]) for i in picks)
+            image = make([images[i] for i in picks], rng)
+            yield Upload(kind, _encoded(kind, image, int(rng.integers(70, 92))), number)
+    rng = np.random.default_rng(seed + 200 + len(NUMBERS))
+    for _ in range(per_kind):
+        image, number = printed_number(rng)
+        yield Upload("printed", _encoded("printed", image), number)
+    for upload in _one_digit_each(ONE_DIGIT, images, labels, per_kind, seed + 250):
+        yield Upload(upload.kind, upload.data, str(upload.label))
+    yield from _refusable(NOT_NUMBERS, per_kind, seed + 300)
