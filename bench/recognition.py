@@ -34,7 +34,7 @@ from bench.recognition_sets import (
     refusable_uploads,
 )
 from contract import OUTPUT_REFUSAL, SIGNATURE_IMAGE_BYTES
-from scripts.services import gateway_command, model_server_command, model_url, start, stop
+from scripts.services import loopback, model_url, quiet_stack
 
 # CI fails below these (share answered right for legible kinds, share refused for the rest):
 # tripwires for regressions, set under the measured figures (docs/recognition.md) by more
@@ -188,33 +188,10 @@ def main() -> int:
     ]
     print(f"{len(uploads)} uploads made", flush=True)
 
-    serving_url = f"http://127.0.0.1:{args.serving_port}"
-    gateway_url = f"http://127.0.0.1:{args.gateway_port}"
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "GATEWAY_TF_SERVING_URL": serving_url}
-    processes = []
-    try:
-        processes.append(
-            start(
-                model_server_command(args.model_dir, args.serving_port, "--log-level", "warning"),
-                model_url(serving_url),
-                env,
-                quiet=True,
-                cwd=args.servers_root,
-            )
+    with quiet_stack(args.model_dir, args.serving_port, args.gateway_port, args.servers_root):
+        answers = asyncio.run(
+            classify_all(uploads, loopback(args.gateway_port), loopback(args.serving_port))
         )
-        processes.append(
-            start(
-                gateway_command(args.gateway_port, "--log-level", "warning"),
-                f"{gateway_url}/readyz",
-                env,
-                timeout_s=60,
-                quiet=True,
-                cwd=args.servers_root,
-            )
-        )
-        answers = asyncio.run(classify_all(uploads, gateway_url, serving_url))
-    finally:
-        stop(processes)
 
     text, failures = table(uploads, answers)
     print(

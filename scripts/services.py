@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -136,3 +136,26 @@ def stop(processes: Iterable[subprocess.Popen[Any] | None]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def loopback(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def quiet_stack(
+    model_dir: Path, serving_port: int, gateway_port: int, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The local model server on `model_dir` and a gateway in front of it, on loopback ports
+    and with their output silenced, as the benchmarks measure them (from the checkout `cwd`);
+    yields the gateway's process once it is ready, and stops both on exit."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "GATEWAY_TF_SERVING_URL": loopback(serving_port)}
+    command = model_server_command(model_dir, serving_port, "--log-level", "warning")
+    processes = [start(command, model_url(loopback(serving_port)), env, quiet=True, cwd=cwd)]
+    try:
+        command = gateway_command(gateway_port, "--log-level", "warning")
+        ready = f"{loopback(gateway_port)}/readyz"
+        processes.append(start(command, ready, env, timeout_s=60, quiet=True, cwd=cwd))
+        yield processes[-1]
+    finally:
+        stop(processes)
