@@ -19,6 +19,7 @@ import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -57,6 +58,20 @@ def mnist_pngs(images: np.ndarray, labels: np.ndarray, count: int) -> list[Uploa
     ]
 
 
+async def answered(client: httpx.AsyncClient, url: str, data: bytes) -> dict[str, Any] | None:
+    """The gateway's answer to the upload posted to `url`: its body, or None when refused (422).
+
+    Raises:
+        RuntimeError: any other status, quoting the body.
+    """
+    response = await client.post(url, files={"file": ("upload", data)})
+    if response.status_code == 200:
+        return cast(dict[str, Any], response.json())
+    if response.status_code != 422:
+        raise RuntimeError(f"{url} answered {response.status_code}: {response.text}")
+    return None
+
+
 async def classify_all(
     uploads: list[Upload], gateway_url: str, serving_url: str
 ) -> dict[str, list[int | None]]:
@@ -69,13 +84,8 @@ async def classify_all(
 
         async def one(index: int, upload: Upload) -> None:
             async with limit:
-                response = await client.post(
-                    f"{gateway_url}/predict", files={"file": ("upload", upload.data)}
-                )
-                if response.status_code == 200:
-                    answers["gateway"][index] = response.json()["predicted_digit"]
-                elif response.status_code != 422:
-                    raise RuntimeError(f"gateway answered {response.status_code}: {response.text}")
+                answer = await answered(client, f"{gateway_url}/predict", upload.data)
+                answers["gateway"][index] = None if answer is None else answer["predicted_digit"]
                 body = {
                     "signature_name": SIGNATURE_IMAGE_BYTES,
                     "instances": [{"b64": base64.b64encode(upload.data).decode()}],
