@@ -13,7 +13,6 @@ in turn. `--floors` exits 1 below FLOORS; `--picture` draws a few uploads with t
 /read answered and the number under each.
 """
 
-import argparse
 import asyncio
 import io
 import os
@@ -27,8 +26,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.compare import cpu_seconds, process_tree
-from bench.recognition import CONCURRENCY, answered, share
-from bench.recognition_sets import NOT_NUMBERS, ONE_DIGIT, Upload, mnist_split, number_uploads
+from bench.recognition import CONCURRENCY, answered, arguments, share, verdict
+from bench.recognition_sets import (
+    NOT_NUMBERS,
+    ONE_DIGIT,
+    SEEDS,
+    Upload,
+    mnist_split,
+    number_uploads,
+)
 from scripts.services import loopback, quiet_stack
 
 Read = dict[str, Any] | None  # /read's answer; None: refused
@@ -218,22 +224,12 @@ def draw_picture(uploads: list[Upload], reads: list[Read], path: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.reading", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--per-kind", type=int, default=500)
-    parser.add_argument("--split", choices=("test", "tune"), default="test")
-    parser.add_argument("--floors", action="store_true", help="exit 1 below the floors")
+    parser = arguments("bench.reading", __doc__, per_kind=500, port=18521)
     parser.add_argument("--picture", type=Path, help="write a PNG of a few uploads read")
-    parser.add_argument("--serving-port", type=int, default=18521)
-    parser.add_argument("--gateway-port", type=int, default=18021)
     args = parser.parse_args()
 
     images, labels = mnist_split(args.data, args.split)
-    seed = 1000 if args.split == "test" else 1
-    uploads = list(number_uploads(images, labels, args.per_kind, seed))
+    uploads = list(number_uploads(images, labels, args.per_kind, SEEDS[args.split]))
     six = next(u for u in uploads if u.kind == "row" and len(str(u.label)) == 6)
     print(f"{len(uploads)} uploads made", flush=True)
 
@@ -251,10 +247,7 @@ def main() -> int:
     )
     if args.picture:
         draw_picture(uploads, reads, args.picture)
-    if args.floors and failures:
-        print("FAIL: " + "; ".join(failures), file=sys.stderr)
-        return 1
-    return 0
+    return verdict(args.floors, failures)
 
 
 if __name__ == "__main__":

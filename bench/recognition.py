@@ -28,6 +28,7 @@ from PIL import Image
 from bench.digits import encode
 from bench.recognition_sets import (
     HELD_OUT,
+    SEEDS,
     Upload,
     legible_uploads,
     mnist_split,
@@ -174,22 +175,35 @@ def table(uploads: list[Upload], answers: dict[str, list[int | None]]) -> tuple[
     return "\n".join(lines), failures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.recognition", description=__doc__.splitlines()[0]
-    )
+def arguments(module: str, doc: str, per_kind: int, port: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks that start the stack on sets of uploads; the model
+    server on `port`, the gateway on `port` + 1."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.splitlines()[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--per-kind", type=int, default=1000)
+    parser.add_argument("--per-kind", type=int, default=per_kind)
     parser.add_argument("--split", choices=("test", "tune"), default="test")
     parser.add_argument("--floors", action="store_true", help="exit 1 below the floors")
+    parser.add_argument("--serving-port", type=int, default=port)
+    parser.add_argument("--gateway-port", type=int, default=port + 1)
+    return parser
+
+
+def verdict(floors: bool, failures: list[str]) -> int:
+    """The exit code: 1 when the floors count and some fell short (named on stderr)."""
+    if floors and failures:
+        print("FAIL: " + "; ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    parser = arguments("bench.recognition", __doc__, per_kind=1000, port=18511)
     parser.add_argument("--servers-root", type=Path, help="run both servers from this checkout")
-    parser.add_argument("--serving-port", type=int, default=18511)
-    parser.add_argument("--gateway-port", type=int, default=18011)
     args = parser.parse_args()
 
     images, labels = mnist_split(args.data, args.split)
-    seed = 1000 if args.split == "test" else 1
+    seed = SEEDS[args.split]
     uploads = [
         *mnist_pngs(images, labels, args.per_kind),
         *legible_uploads(images, labels, args.per_kind, seed),
@@ -208,10 +222,7 @@ def main() -> int:
         f"\nRecognition on the {args.split} split, {os.cpu_count()} cores, model "
         f"{args.model_dir}:\n\n{text}"
     )
-    if args.floors and failures:
-        print("FAIL: " + "; ".join(failures), file=sys.stderr)
-        return 1
-    return 0
+    return verdict(args.floors, failures)
 
 
 if __name__ == "__main__":

@@ -409,6 +409,9 @@ JPEG_KINDS |= {"paper-no-digit", "shadow-no-digit", "note-no-digit"}
 HELD_OUT = frozenset({"other-writers-8px", "whiteboard-photo"})
 
 
+SEEDS = {"test": 1000, "tune": 1}  # each split's sets drawn from their own seed
+
+
 def mnist_split(path: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """`test` for reports; `tune` is the held-back end of the train split (never trained on)."""
     with np.load(path) as data:
