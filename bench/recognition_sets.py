@@ -647,13 +647,13 @@ def _row(
     """White-on-black ink of `digits` written left to right about `height` pixels tall: each a
     little taller or shorter and a little above or below a baseline sloping up to 8 degrees;
     gaps from ink to ink of a few pixels to about a digit's width. `touching`: one pair of
-    neighbours shares one to four pixels of ink in a row."""
+    neighbours overlaps, in some row, by a pixel up to 3% of the height."""
     bold = float(rng.uniform(0, 0.03))
     sizes = np.maximum(8, height * rng.uniform(0.88, 1.12, len(digits))).astype(int)
     inks = [np.asarray(_scaled(d, int(size), bold)) for d, size in zip(digits, sizes, strict=True)]
     gaps = np.maximum(3, rng.uniform(0.05, 0.8, len(inks)) * height).astype(int)
     if touching:
-        gaps[rng.integers(1, len(inks))] = -rng.integers(1, 5)
+        gaps[rng.integers(1, len(inks))] = -rng.integers(1, max(2, round(0.03 * height)) + 1)
     slope = np.tan(np.deg2rad(rng.uniform(-MAX_SLOPE_DEGREES, MAX_SLOPE_DEGREES)))
     jitter = 0.06 * height
     width = sum(ink.shape[1] for ink in inks) + int(gaps.clip(0).sum())
