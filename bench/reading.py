@@ -39,16 +39,29 @@ from scripts.services import loopback, quiet_stack
 
 Read = dict[str, Any] | None  # /read's answer; None: refused
 
-SEPARATED = ("row", "ruled", "shadow", "note", "stray")  # 2-6 digits apart
-# The targets are the report's; these floors are CI's tripwires, set under the figures
-# measured on the tune split by more than twice the sampling noise of 200 uploads per kind.
-FLOORS = {  # numbers: whole number right; not numbers: refused
-    **dict.fromkeys(SEPARATED, 0.90),
-    "touching": 0.80,
-    **dict.fromkeys(NOT_NUMBERS, 0.90),
+# CI's tripwires, not the targets: each kind's share of whole numbers right (numbers)
+# or refused (not numbers), set under the quick model's figures on the tune split (100 uploads
+# per kind) by more than twice the sampling noise of CI's 200; reset them from the test split's.
+FLOORS = {
+    "row": 0.92,
+    "long-row": 0.85,
+    "touching": 0.45,
+    "ruled": 0.74,
+    "shadow": 0.88,
+    "note": 0.76,
+    "stray": 0.68,
+    "printed": 0.68,
+    "one-canvas": 0.97,
+    "one-photo": 0.95,
+    "text-line": 0.0,  # read as numbers for now
+    "blank": 0.97,
+    "texture": 0.94,
+    "paper-no-digit": 0.97,
+    "shadow-no-digit": 0.97,
+    "note-no-digit": 0.80,
 }
-AGREE_FLOOR = 0.99  # one digit: /read and /predict give the same digit or both refuse
-ECE_CEILING = 0.05
+AGREE_FLOOR = 0.985  # one digit: /read and /predict give the same digit or both refuse
+ECE_CEILING = 0.05  # of all numbers answered
 GROUPS = {
     "canvas, separated": ("row",),
     "canvas, touching": ("touching",),
@@ -144,7 +157,7 @@ def table(
                 f"| {kind} | {counts['n']} | {share(counts, 'refused')} | "
                 f"{share(counts, key)} | {share(counts, 'count')} |"
             )
-        if counts[key] / counts["n"] < (floor := FLOORS.get(kind, 0)):
+        if counts[key] / counts["n"] < (floor := FLOORS[kind]):
             failures.append(f"{kind}: {share(counts, key)} {key} < {floor:.0%}")
     not_numbers = [read is None for u, read in zip(uploads, reads, strict=True) if u.label is None]
     pairs = [
