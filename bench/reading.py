@@ -72,7 +72,7 @@ GROUPS = {
 }
 BINS = 10
 PICTURED = {"row": 2, "touching": 2, "shadow": 1, "note": 1, "ruled": 1}  # and a refusal
-CPU_ROUNDS, CPU_REQUESTS = 6, 20
+CPU_ROUNDS, CPU_REQUESTS = 10, 30
 
 
 async def read_all(uploads: list[Upload], gateway_url: str) -> tuple[list[Read], list[Read]]:
