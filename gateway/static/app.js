@@ -81,10 +81,15 @@ async function showModel() {
   }
 }
 
-function showAnswer(body) {
+// Shows an answer in place of any error, and says which model gave it when that changed.
+function reveal(answer, body) {
   $("error").hidden = true;
-  $("answer").hidden = false;
+  $(answer).hidden = false;
   if (body.model_version !== shownVersion) showModel();
+}
+
+function showAnswer(body) {
+  reveal("answer", body);
   $("digit").textContent = body.predicted_digit;
   $("confidence").textContent = percent(body.confidence);
   $("version").textContent = body.model_version;
@@ -190,9 +195,7 @@ async function read(blob, name, frame) {
   $("boxes").replaceChildren();
   const body = await post("../read", blob, name);
   if (!body) return;
-  $("error").hidden = true;
-  $("number-answer").hidden = false;
-  if (body.model_version !== shownVersion) showModel();
+  reveal("number-answer", body);
   $("number").textContent = body.number;
   $("number-confidence").textContent = percent(body.confidence);
   $("number-version").textContent = body.model_version;
