@@ -221,8 +221,9 @@ async function readFile(file) {
   try {
     const image = await createImageBitmap(file);
     const scale = Math.min(pad.width / image.width, pad.height / image.height);
-    frame = { x: (pad.width - image.width * scale) / 2, y: (pad.height - image.height * scale) / 2, scale };
-    ctx.drawImage(image, frame.x, frame.y, image.width * scale, image.height * scale);
+    const [width, height] = [image.width * scale, image.height * scale];
+    frame = { x: (pad.width - width) / 2, y: (pad.height - height) / 2, scale };
+    ctx.drawImage(image, frame.x, frame.y, width, height);
     hasInk = true;
   } catch (error) {
     // A picture this browser cannot show is still read; its boxes are not drawn.
