@@ -158,15 +158,13 @@ def test_ui_number_mode_reads_a_one_and_a_seven_and_boxes_them(
     canvas = page.locator("#pad").bounding_box()
     assert canvas["width"] > 2.5 * canvas["height"]  # room for a few digits in a row
 
-    read.click()
-    assert page.locator("#error").inner_text() == "Draw a number first."
-
     # A 1 in the left third and a 7 in the right half, far apart.
     one: list[Stroke] = [((0.2, 0.15), (0.2, 0.85))]
     seven = [((0.55 + x / 3, y), (0.55 + x1 / 3, y1)) for (x, y), (x1, y1) in SEVEN]
     draw(page, one + seven)
     read.click()
-    page.wait_for_selector("#number-answer:not([hidden])")
+    page.wait_for_selector("#number-answer:not([hidden]), #error:not([hidden])")
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
     number = page.locator("#number").inner_text()
     assert len(number) == 2 and number.isdigit()
     assert page.locator("#number-confidence").inner_text().endswith("%")
@@ -188,3 +186,7 @@ def test_ui_number_mode_reads_a_one_and_a_seven_and_boxes_them(
     page.wait_for_selector("#error:not([hidden])")
     assert page.locator("#number-answer").is_hidden()
     assert boxes.count() == 0
+
+    page.click("#clear")
+    read.click()
+    assert page.locator("#error").inner_text() == "Draw a number first."
