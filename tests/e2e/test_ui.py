@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from bench.digits import draw_digit, encode
+from contract import REFUSAL_BLANK
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e
@@ -184,6 +185,7 @@ def test_ui_number_mode_reads_a_one_and_a_seven_and_boxes_them(
     blank.write_bytes(encode(Image.new("L", (600, 200), 255)))
     page.set_input_files("#file", str(blank))
     page.wait_for_selector("#error:not([hidden])")
+    assert page.locator("#error").inner_text() == REFUSAL_BLANK  # the gateway's own refusal
     assert page.locator("#number-answer").is_hidden()
     assert boxes.count() == 0
 
