@@ -75,8 +75,9 @@ def _not_an_image(data: bytes) -> InvalidImage | UnsupportedImageType:
     )
 
 
-def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode an upload into a grayscale ("L") image with any transparency flattened onto white.
+def decode_digit_image(data: bytes, max_pixels: int, work_size: int = WORK_SIZE) -> Image.Image:
+    """Decode an upload into a grayscale ("L") image with any transparency flattened onto white
+    (a JPEG decoded at the smallest scale whose longer side is still at least `work_size`).
 
     Raises:
         InvalidImage: empty, corrupt or truncated data, or not an image at all.
@@ -106,7 +107,7 @@ def decode_digit_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         if image.format in ("JPEG", "MPO"):
             # Let libjpeg decode at 1/2..1/8 scale: big photos decode several times faster.
-            image.draft("L", (WORK_SIZE, WORK_SIZE))
+            image.draft("L", (work_size, work_size))
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
         return _to_grayscale_on_white(image)

@@ -33,9 +33,12 @@ READ_WORK_SIZE = 224
 SHARED_COLUMNS = 0.5
 STACKED_ROWS = 0.5
 SMALL = 0.4
+# ...and no more than NEAR_ROWS of the taller one's height apart (a speck above a digit is not
+# part of it).
+NEAR_ROWS = 0.25
 # A group wider than this share of the line's height may be digits that touch: it is also
 # read cut into as many pieces as fit, each at least MIN_PIECE of the line's height wide.
-MAY_TOUCH = 1.0
+MAY_TOUCH = 0.75
 MIN_PIECE = 0.4
 # Digits are about DIGIT_WIDTH of the line's height wide; none is wider than ONE_WIDE.
 DIGIT_WIDTH = 0.65
@@ -46,6 +49,13 @@ CUT_WINDOW = 0.3
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
 WIDE_COST = 1.0
+# Several digits less likely than this to be all right are not a number (a line of text reads
+# as digits, each unsure). Tuned on the train split's numbers and text lines.
+MIN_NUMBER_CONFIDENCE = 0.5
+REFUSAL_UNCLEAR = (
+    "No number found: the marks do not read clearly as digits; send a number written in one "
+    "row, digits apart or touching a little."
+)
 REFUSAL_TOO_MANY = (
     f"No number found: the image holds more than {MAX_DIGITS} marks that look like digits; "
     f"send one number of at most {MAX_DIGITS} digits in one row."
@@ -79,8 +89,9 @@ class _Group:
         return int(self.cols.stop - self.cols.start)
 
 
-def read_candidates(image: Image.Image) -> Candidates:
-    """The candidate digits of a grayscale image, group by group, left to right.
+def read_candidates(image: Image.Image, upload_scale: float = 1.0) -> Candidates:
+    """The candidate digits of a grayscale image, group by group, left to right; their boxes
+    in the pixels of an upload `upload_scale` times the image's size (a JPEG decoded smaller).
 
     Raises:
         NoDigitFound: no digits (blank, noise, a texture, filled areas) or more than MAX_DIGITS.
@@ -112,13 +123,14 @@ def read_candidates(image: Image.Image) -> Candidates:
     readings, start = [], 0
     for group_ways in ways:
         readings.append([list(range(start, start := start + len(way))) for way in group_ways])
-    s, (width, height) = page.scale, image.size
+    s = page.scale * upload_scale
+    width, height = (round(side * upload_scale) for side in image.size)
     boxes = [
         (
-            p.cols.start * s,
-            p.rows.start * s,
-            min(p.cols.stop * s, width),
-            min(p.rows.stop * s, height),
+            round(p.cols.start * s),
+            round(p.rows.start * s),
+            min(round(p.cols.stop * s), width),
+            min(round(p.rows.stop * s), height),
         )
         for p in pieces
     ]
@@ -131,7 +143,9 @@ def best_reading(candidates: Candidates, confidences: np.ndarray) -> list[int]:
     WIDE_COST for every line's height more.
 
     Raises:
-        NoDigitFound: the best readings hold more than MAX_DIGITS digits.
+        NoDigitFound: the best readings hold more than MAX_DIGITS digits, or several digits
+            that are all right with less than MIN_NUMBER_CONFIDENCE (text, scribbles); a lone
+            digit is answered whatever its confidence, as /predict answers it.
     """
     scores = np.log(np.maximum(confidences, 1e-9))
     scores -= WIDE_COST * np.maximum(candidates.widths - 1.0, 0.0) + CUT_COST
@@ -139,6 +153,8 @@ def best_reading(candidates: Candidates, confidences: np.ndarray) -> list[int]:
     digits = [index for way in chosen for index in way]
     if len(digits) > MAX_DIGITS:
         raise NoDigitFound(REFUSAL_TOO_MANY)
+    if len(digits) > 1 and np.prod(confidences[digits]) < MIN_NUMBER_CONFIDENCE:
+        raise NoDigitFound(REFUSAL_UNCLEAR)
     return digits
 
 
@@ -161,8 +177,11 @@ def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
     # One above the other (a broken stroke, a dot) or a small one in the other's columns (a
     # 5's flag), or one within the other's columns.
     taller = np.maximum.outer(bottom - top, bottom - top)
-    stacked = (columns > 0) & ((rows <= STACKED_ROWS * shorter) | (shorter <= SMALL * taller))
-    together = stacked | (columns >= SHARED_COLUMNS * narrower)
+    near = -rows <= NEAR_ROWS * taller  # rows is negative for the gap between them
+    stacked = (
+        (columns > 0) & near & ((rows <= STACKED_ROWS * shorter) | (shorter <= SMALL * taller))
+    )
+    together = stacked | (near & (columns >= SHARED_COLUMNS * narrower))
     _, owner = connected_components(together, directed=False)
     group_mass = np.bincount(owner, weights=mass)
     typical = np.median(group_mass[group_mass >= SPECK_MASS * group_mass.max()])

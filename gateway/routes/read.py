@@ -1,15 +1,17 @@
 """POST /read: an upload of a number -> its digits (gateway/reading.py) -> one call to the
 model server with every candidate digit -> the number, left to right."""
 
+import io
 import math
 
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
+from PIL import Image
 
 from gateway.deps import require_api_key
 from gateway.parameters import PIN_PARAMETERS, upload_route
 from gateway.preprocessing import decode_digit_image
-from gateway.reading import Candidates, best_reading, read_candidates
+from gateway.reading import READ_WORK_SIZE, Candidates, best_reading, read_candidates
 from gateway.routes.predict import (
     ERROR_RESPONSES,
     PredictParameters,
@@ -23,7 +25,10 @@ router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
 
 
 def _candidates(data: bytes, max_pixels: int) -> Candidates:
-    return read_candidates(decode_digit_image(data, max_pixels))
+    image = decode_digit_image(data, max_pixels, READ_WORK_SIZE)
+    # A JPEG decodes at a fraction of its size: the boxes are in the upload's pixels.
+    uploaded = Image.open(io.BytesIO(data)).size
+    return read_candidates(image, max(uploaded) / max(image.size))
 
 
 @router.post(

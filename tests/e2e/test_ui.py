@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench.digits import draw_digit, encode
+from contract import REFUSAL_BLANK
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +40,24 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def draw_seven(page: object) -> None:
+Stroke = tuple[tuple[float, float], tuple[float, float]]  # from, to: fractions of the canvas
+SEVEN: list[Stroke] = [((0.25, 0.2), (0.75, 0.2)), ((0.75, 0.2), (0.45, 0.85))]
+
+
+def draw(page: object, strokes: list[Stroke]) -> None:
+    """Drag the mouse along each stroke, as a user draws on the canvas."""
     box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
-    left, top, size = box["x"], box["y"], box["width"]
+    left, top, width, height = box["x"], box["y"], box["width"], box["height"]
     mouse = page.mouse  # type: ignore[attr-defined]
-    strokes = [[(0.25, 0.2), (0.75, 0.2)], [(0.75, 0.2), (0.45, 0.85)]]
-    for stroke in strokes:
-        mouse.move(left + stroke[0][0] * size, top + stroke[0][1] * size)
+    for (x0, y0), (x1, y1) in strokes:
+        mouse.move(left + x0 * width, top + y0 * height)
         mouse.down()
-        mouse.move(left + stroke[1][0] * size, top + stroke[1][1] * size, steps=12)
+        mouse.move(left + x1 * width, top + y1 * height, steps=12)
         mouse.up()
+
+
+def draw_seven(page: object) -> None:
+    draw(page, SEVEN)
 
 
 def test_ui_draw_predict_upload_and_errors(
@@ -137,3 +147,48 @@ def test_ui_thats_wrong_sends_the_drawing_as_feedback(
         "1",
     )
     assert (folder / metadata["image"]).is_file()
+
+
+def test_ui_number_mode_reads_a_one_and_a_seven_and_boxes_them(
+    shared_stack: Stack, browser: object, tmp_path: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 900, "height": 800})  # type: ignore[attr-defined]
+    page.goto(f"{shared_stack.gateway.url}/ui/")
+    page.get_by_label("Number", exact=True).check()
+    read = page.get_by_role("button", name="Read")
+    canvas = page.locator("#pad").bounding_box()
+    assert canvas["width"] > 2.5 * canvas["height"]  # room for a few digits in a row
+
+    # A 1 in the left third and a 7 in the right half, far apart.
+    one: list[Stroke] = [((0.2, 0.15), (0.2, 0.85))]
+    seven = [((0.55 + x / 3, y), (0.55 + x1 / 3, y1)) for (x, y), (x1, y1) in SEVEN]
+    draw(page, one + seven)
+    read.click()
+    page.wait_for_selector("#number-answer:not([hidden]), #error:not([hidden])")
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+    number = page.locator("#number").inner_text()
+    assert len(number) == 2 and number.isdigit()
+    assert page.locator("#number-confidence").inner_text().endswith("%")
+    assert page.locator("#number-version").inner_text() == "1"
+    boxes = page.locator("#boxes .box")
+    assert boxes.count() == 2
+    # Each box frames its digit on the canvas and is labelled with the digit it was read as.
+    centres = [
+        (b["x"] + b["width"] / 2 - canvas["x"]) / canvas["width"]
+        for b in (boxes.nth(i).bounding_box() for i in range(2))
+    ]
+    assert centres[0] < 0.35 and centres[1] > 0.5
+    assert [label.split(" · ")[0] for label in boxes.all_inner_texts()] == list(number)
+    page.screenshot(path=str(ARTIFACTS / "ui-number.png"), full_page=True)
+
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(encode(Image.new("L", (600, 200), 255)))
+    page.set_input_files("#file", str(blank))
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.locator("#error").inner_text() == REFUSAL_BLANK  # the gateway's own refusal
+    assert page.locator("#number-answer").is_hidden()
+    assert boxes.count() == 0
+
+    page.click("#clear")
+    read.click()
+    assert page.locator("#error").inner_text() == "Draw a number first."

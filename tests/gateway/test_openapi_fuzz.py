@@ -53,9 +53,7 @@ def is_batch_of_uploads(case: schemathesis.Case) -> bool:
 
 
 @schema.parametrize()
-@settings(
-    max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
-)
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_fuzz_openapi_no_server_errors_and_schema_conformance(case: schemathesis.Case) -> None:
     response = case.call()
 

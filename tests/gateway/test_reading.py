@@ -9,7 +9,13 @@ from bench.digits import draw_digit
 from contract import REFUSAL_BLANK
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import normalise_digit
-from gateway.reading import REFUSAL_TOO_MANY, Candidates, best_reading, read_candidates
+from gateway.reading import (
+    REFUSAL_TOO_MANY,
+    REFUSAL_UNCLEAR,
+    Candidates,
+    best_reading,
+    read_candidates,
+)
 
 HEIGHT = 100
 
@@ -127,3 +133,13 @@ def test_no_number_or_too_many_digits_is_refused_with_a_reason(
     with pytest.raises(NoDigitFound) as refused:
         read_candidates(image)
     assert refused.value.detail == reason
+
+
+def test_several_unsure_digits_are_not_a_number_but_a_lone_digit_is_answered() -> None:
+    several = read_candidates(written("314"))
+    lone = read_candidates(written("3"))
+
+    with pytest.raises(NoDigitFound) as refused:
+        best_reading(several, np.full(len(several.boxes), 0.6))
+    assert refused.value.detail == REFUSAL_UNCLEAR
+    assert best_reading(lone, np.array([0.2])) == [0]

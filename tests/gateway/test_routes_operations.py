@@ -162,4 +162,3 @@ def test_each_error_is_counted_once_whoever_answers_it(
         "bad_parameters": 1.0,
         "internal": 1.0,
     }
-

@@ -3,6 +3,7 @@ with every candidate digit, the answer's shape, refusals and the route's limits.
 
 from collections.abc import Callable
 
+import numpy as np
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -61,3 +62,16 @@ def test_read_takes_the_upload_rules_of_predict(make_client: Callable[..., TestC
     assert too_big.status_code == 413
     not_image = keyed.post("/read", files=upload(b"%PDF-1.4 ..."), headers=headers)
     assert not_image.status_code == 415
+
+
+def test_boxes_of_a_big_jpeg_are_in_the_uploads_own_pixels(client: TestClient) -> None:
+    image = written("12", size=400)  # a JPEG this big is decoded at a fraction of its size
+
+    response = client.post("/read", files=upload(encode(image, "JPEG", quality=90)))
+
+    boxes = [digit["box"] for digit in response.json()["digits"]]
+    ink = np.asarray(image) < 128
+    for x0, y0, x1, y1 in boxes:
+        assert x1 <= image.width and y1 <= image.height
+        assert ink[y0:y1, x0:x1].mean() > 0.05  # the box lies on its digit's ink
+    assert boxes[-1][2] > image.width / 2
