@@ -75,23 +75,32 @@ PICTURED = {"row": 2, "touching": 2, "shadow": 1, "note": 1, "ruled": 1}  # and 
 CPU_ROUNDS, CPU_REQUESTS = 10, 30
 
 
-async def read_all(uploads: list[Upload], gateway_url: str) -> tuple[list[Read], list[Read]]:
-    """Each upload's answer from /read, and from /predict for the one-digit kinds."""
+async def read_all(
+    uploads: list[Upload], gateway_url: str
+) -> tuple[list[Read], list[Read], dict[int, str]]:
+    """Each upload's answer from /read, and from /predict for the one-digit kinds; and the
+    uploads answered neither 200 nor 422 (a bug: counted, quoted, and not a refusal)."""
     reads: list[Read] = [None] * len(uploads)
     predictions: list[Read] = [None] * len(uploads)
+    errors: dict[int, str] = {}
     limit = asyncio.Semaphore(CONCURRENCY)
+    # A new connection per request: one the gateway drops after an error fails no other upload.
+    fresh = httpx.Limits(max_keepalive_connections=0)
 
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(timeout=60, limits=fresh) as client:
 
         async def one(index: int, upload: Upload) -> None:
             async with limit:
-                reads[index] = await answered(client, f"{gateway_url}/read", upload.data)
-                if upload.kind in ONE_DIGIT:
-                    url = f"{gateway_url}/predict"
-                    predictions[index] = await answered(client, url, upload.data)
+                try:
+                    reads[index] = await answered(client, f"{gateway_url}/read", upload.data)
+                    if upload.kind in ONE_DIGIT:
+                        url = f"{gateway_url}/predict"
+                        predictions[index] = await answered(client, url, upload.data)
+                except RuntimeError as exc:
+                    errors[index] = f"{upload.kind} {upload.label}: {exc}"
 
         await asyncio.gather(*(one(i, u) for i, u in enumerate(uploads)))
-    return reads, predictions
+    return reads, predictions, errors
 
 
 def agrees(read: Read, prediction: Read) -> bool:
@@ -110,12 +119,16 @@ def calibration_error(answers: list[tuple[float, bool]]) -> float:
     return float(np.abs(np.bincount(index, right - confidence, BINS)).sum() / len(answers))
 
 
-def counted(uploads: list[Upload], reads: list[Read]) -> dict[str, Counter[str]]:
+def counted(
+    uploads: list[Upload], reads: list[Read], errors: dict[int, str]
+) -> dict[str, Counter[str]]:
     """kind -> uploads, refused, whole number right, digit count right."""
     rows: dict[str, Counter[str]] = defaultdict(Counter)
-    for upload, read in zip(uploads, reads, strict=True):
+    for index, (upload, read) in enumerate(zip(uploads, reads, strict=True)):
         counts = rows[upload.kind]
         counts["n"] += 1
+        if index in errors:
+            continue
         if read is None:
             counts["refused"] += 1
         elif isinstance(upload.label, str):
@@ -139,7 +152,7 @@ def calibration(uploads: list[Upload], reads: list[Read]) -> dict[str, tuple[int
 
 
 def table(
-    uploads: list[Upload], reads: list[Read], predictions: list[Read]
+    uploads: list[Upload], reads: list[Read], predictions: list[Read], errors: dict[int, str]
 ) -> tuple[str, list[str]]:
     """The printed tables, and what falls below its floor."""
     lines = [
@@ -147,7 +160,7 @@ def table(
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     failures = []
-    for kind, counts in counted(uploads, reads).items():
+    for kind, counts in counted(uploads, reads, errors).items():
         if kind in NOT_NUMBERS:
             key = "refused"
             lines.append(f"| {kind} (not a number) | {counts['n']} | {share(counts, key)} | | |")
@@ -159,7 +172,11 @@ def table(
             )
         if counts[key] / counts["n"] < (floor := FLOORS[kind]):
             failures.append(f"{kind}: {share(counts, key)} {key} < {floor:.0%}")
-    not_numbers = [read is None for u, read in zip(uploads, reads, strict=True) if u.label is None]
+    not_numbers = [
+        read is None
+        for index, (upload, read) in enumerate(zip(uploads, reads, strict=True))
+        if upload.label is None and index not in errors
+    ]
     pairs = [
         agrees(read, prediction)
         for upload, read, prediction in zip(uploads, reads, predictions, strict=True)
@@ -172,6 +189,9 @@ def table(
         f"- one digit: /read and /predict give the same digit or both refuse: "
         f"{sum(pairs)}/{len(pairs)} ({sum(pairs) / len(pairs):.2%})",
     ]
+    if errors:
+        failures.append(f"{len(errors)} uploads answered neither 200 nor 422")
+        lines.append(f"- {failures[-1]}; the first: {min(errors.items())[1][:300]}")
     lines += ["", "| numbers of | answered | ECE of `confidence` |", "| --- | ---: | ---: |"]
     figures = calibration(uploads, reads)
     lines += [f"| {name} | {n} | {ece:.2%} |" for name, (n, ece) in figures.items()]
@@ -248,10 +268,10 @@ def main() -> int:
 
     gateway_url = loopback(args.gateway_port)
     with quiet_stack(args.model_dir, args.serving_port, args.gateway_port) as gateway:
-        reads, predictions = asyncio.run(read_all(uploads, gateway_url))
+        reads, predictions, errors = asyncio.run(read_all(uploads, gateway_url))
         cpu = cpu_per_request(gateway.pid, gateway_url, six.data)
 
-    text, failures = table(uploads, reads, predictions)
+    text, failures = table(uploads, reads, predictions, errors)
     print(
         f"\nReading numbers on the {args.split} split, {os.cpu_count()} cores, model "
         f"{args.model_dir}:\n\n{text}\n\n- gateway CPU per request of one 6-digit canvas: "
