@@ -709,8 +709,17 @@ def _photographed_row(
     digits: list[np.ndarray], rng: np.random.Generator, page: np.ndarray, height: int
 ) -> tuple[int, int, int, int]:
     """Write the number somewhere on `page` (in place), at most 92% of its width; its box."""
-    ink = _fit(_row(digits, rng, height), int(0.92 * page.shape[1]), page.shape[0])
+    ink = _row_within(digits, rng, height, (int(0.92 * page.shape[1]), page.shape[0]))
     return _ink_on_page(ink, rng, page)
+
+
+def _row_within(
+    digits: list[np.ndarray], rng: np.random.Generator, height: int, room: tuple[int, int]
+) -> Image.Image:
+    """The number about `height` tall, or lower where its digits would not fit in `room`
+    (width, height): written smaller, so that its gaps stay a few pixels or more."""
+    ink = _row(digits, rng, min(height, round(room[0] / (1.3 * len(digits)))))
+    return _fit(ink, *room)  # the rare row that is still too wide
 
 
 def number_on_ruled_paper(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
@@ -727,8 +736,9 @@ def number_in_shadow(digits: list[np.ndarray], rng: np.random.Generator) -> Imag
 
 def number_on_note(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
     def ink_for(span: int) -> Image.Image:
-        row = _row(digits, rng, int(span * rng.uniform(0.15, 0.35)))
-        return _fit(row, int(0.85 * span), span)
+        return _row_within(
+            digits, rng, int(span * rng.uniform(0.15, 0.35)), (int(0.85 * span), span)
+        )
 
     return _written_on_note(rng, ink_for)
 
