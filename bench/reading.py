@@ -46,7 +46,7 @@ FLOORS = {
     "row": 0.91,
     "long-row": 0.83,
     "touching": 0.45,
-    "ruled": 0.86,
+    "ruled": 0.82,
     "shadow": 0.86,
     "note": 0.76,
     "stray": 0.88,
