@@ -67,10 +67,15 @@ def ink_box(mask: np.ndarray) -> tuple[slice, slice] | None:
 
 
 def digit_mask(
-    mask: np.ndarray, within: tuple[slice, slice], ink: np.ndarray, flat_field: FlatField | None
+    mask: np.ndarray,
+    within: tuple[slice, slice],
+    ink: np.ndarray,
+    flat_field: FlatField | None,
+    whole_line: bool = False,
 ) -> np.ndarray | str:
     """The part of `mask` (ink >= threshold, all of it `within` that box) that is the digit,
-    `mask` itself when it is all digit, or the refusal sentence when there is none."""
+    `mask` itself when it is all digit, or the refusal sentence when there is none. With
+    `whole_line`, every part that may be ink of digits is kept (a number's, gateway.reading)."""
     # Labelled within the ink's box only: the cost of a canvas's margin saved.
     box_labels, count = ndimage.label(mask[within], structure=EIGHT_CONNECTED)
     if count == 1 and flat_field is None:  # one part on one paper level: it is all there is
@@ -108,7 +113,8 @@ def digit_mask(
     keep = ~background if may_be_digit.any() or flat_field is not None else np.ones(count, bool)
     if not keep.any():
         return REFUSAL_BLANK
-    keep &= near_the_heaviest(parts, keep, mask.shape)
+    if not whole_line:
+        keep &= near_the_heaviest(parts, keep, mask.shape)
     return mask if keep.all() else parts.mask(keep)
 
 
@@ -123,8 +129,12 @@ def frame_sides(part: np.ndarray) -> int:
     if not inside.size or np.count_nonzero(inside) >= FRAME_INSIDE * inside.size:
         return 0
     rows, cols = np.count_nonzero(part, axis=1), np.count_nonzero(part, axis=0)
-    across = (rows[:edge].max() / width, rows[-edge:].max() / width,
-              cols[:edge].max() / height, cols[-edge:].max() / height)
+    across = (
+        rows[:edge].max() / width,
+        rows[-edge:].max() / width,
+        cols[:edge].max() / height,
+        cols[-edge:].max() / height,
+    )
     return sum(int(fill >= FRAME_FILL) for fill in across)
 
 

@@ -24,7 +24,7 @@ from gateway.inference import Classifier
 from gateway.metrics import GatewayMetrics, note_error, worker_stopped
 from gateway.middleware import REQUEST_ID_HEADER, GatewayMiddleware
 from gateway.parameters import PIN_PARAMETERS
-from gateway.routes import feedback, model, operations, predict, ui
+from gateway.routes import feedback, model, operations, predict, read, ui
 from gateway.serving_client import TFServingClient
 from gateway.upstream import Send, aiohttp_send
 from gateway.versions import VersionResolver
@@ -92,11 +92,13 @@ def create_app(
             metrics.canary_fallbacks.labels(reason)  # exported as 0 before the first one
     app = FastAPI(
         title="MNIST Classification API",
-        description="Classify handwritten digits. Upload an image of one digit to /predict.",
+        description="Classify handwritten digits. Upload an image of one digit to /predict, of a "
+        "number to /read.",
         version="1.0.0",
         lifespan=_lifespan(settings, metrics, upstream, draw, clock),
     )
-    for router in (operations.router, predict.router, feedback.router, model.router, ui.router):
+    routers = (operations, predict, read, feedback, model, ui)
+    for router in (module.router for module in routers):
         app.include_router(router)
     app.mount("/ui", StaticFiles(directory=ui.STATIC_DIR, html=True), name="ui")
 

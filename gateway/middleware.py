@@ -17,7 +17,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 # Request ids travel into logs and upstream: accept only short, plain tokens.
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 # Routes that read uploads: body size and in-flight limits apply to them.
-LIMITED_PREFIXES = ("/predict", "/feedback")
+LIMITED_PREFIXES = ("/predict", "/read", "/feedback")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -36,7 +36,7 @@ class GatewayMiddleware:
 
     - an id (X-Request-ID when it is a short plain token, else a new one), echoed back and
       forwarded upstream, and security headers on every answer;
-    - for uploads (/predict, /feedback): 413 for bodies over `max_body_bytes` (before
+    - for uploads (/predict, /read, /feedback): 413 for bodies over `max_body_bytes` (before
       reading when Content-Length says so, else as soon as the stream passes it), and 503
       with Retry-After when `max_in_flight` uploads are already running, so overload
       answers fast instead of queueing;

@@ -7,6 +7,7 @@ the SavedModel's `predict_image_bytes` signature (training/graph_preprocessing.p
 import io
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -46,7 +47,7 @@ from contract import (
 )
 from gateway.digit_parts import band_ink, border_ring, border_runs, digit_mask, ink_box
 from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
-from gateway.ink import ink_map
+from gateway.ink import InkMap, ink_map
 
 # What people commonly send; MPO is what many phone cameras call their JPEGs.
 ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "GIF", "WEBP", "BMP", "TIFF"})
@@ -141,6 +142,36 @@ def _to_grayscale_on_white(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
+@dataclass(frozen=True, slots=True)
+class PageInk:
+    """The ink of a page at work size: what /predict and /read start from."""
+
+    found: InkMap
+    mask: np.ndarray  # ink >= INK_THRESHOLD
+    within: tuple[slice, slice]  # the mask's bounding box
+    scale: int  # upload pixels per work pixel
+
+
+def page_ink(image: Image.Image, work_size: int = WORK_SIZE) -> PageInk:
+    """The ink of a grayscale image, reduced so its longer side is at most `work_size`.
+
+    Raises:
+        NoDigitFound: the image is blank, uniform or noise.
+    """
+    scale = work_factor(image.size, work_size)
+    pixels = np.asarray(_reduce(image, scale), dtype=np.float32)
+    found = ink_map(pixels)
+    if found.contrast < MIN_CONTRAST:
+        raise NoDigitFound(REFUSAL_BLANK)
+    if found.spread < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
+        raise NoDigitFound(REFUSAL_NOISE)
+    mask = found.ink >= INK_THRESHOLD
+    within = ink_box(mask)
+    if within is None:
+        raise NoDigitFound(REFUSAL_BLANK)
+    return PageInk(found, mask, within, scale)
+
+
 def normalise_digit(image: Image.Image) -> np.ndarray:
     """Turn a grayscale image into a 28x28 float32 MNIST digit: white ink on black, in [0, 1].
 
@@ -151,31 +182,26 @@ def normalise_digit(image: Image.Image) -> np.ndarray:
     Raises:
         NoDigitFound: the image is blank, uniform or noise, or its ink is not one digit.
     """
-    scale = _work_factor(image.size)
-    pixels = np.asarray(_reduce_to_work_size(image), dtype=np.float32)
-    found = ink_map(pixels)
-    if found.contrast < MIN_CONTRAST:
-        raise NoDigitFound(REFUSAL_BLANK)
-    if found.spread < MIN_SIGNAL_TO_NOISE * noise_level(pixels):
-        raise NoDigitFound(REFUSAL_NOISE)
-    all_ink = found.ink >= INK_THRESHOLD
-    within = ink_box(all_ink)
-    if within is None:
-        raise NoDigitFound(REFUSAL_BLANK)
-    mask = digit_mask(all_ink, within, found.ink, found.flat_field)
+    page = page_ink(image)
+    within = page.within
+    mask = digit_mask(page.mask, within, page.found.ink, page.found.flat_field)
     if isinstance(mask, str):
         raise NoDigitFound(mask)
-    left_out = mask is not all_ink  # digit_mask answers the mask itself when it is all digit
+    left_out = mask is not page.mask  # digit_mask answers the mask itself when it is all digit
     if left_out:
         within = ink_box(mask) or within
-    refusal = not_one_digit(mask, mask[within], scale)
+    refusal = not_one_digit(mask, mask[within], page.scale)
     if refusal:
         raise NoDigitFound(refusal)
-    crop = found.ink[within]
-    if left_out:
-        # The digit's ink, with a pixel's rim for its soft edges; nothing of what was left out.
-        rim = ndimage.maximum_filter(mask[within], size=3)
-        crop = np.where(rim, crop, 0.0)
+    return digit_image(page.found.ink[within], mask[within] if left_out else None)
+
+
+def digit_image(crop: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """The ink of one digit's box as MNIST's 28x28 frame. With `keep`, the digit's pixels in
+    that box: other ink there (a neighbour, a stray mark) is left out, a pixel's rim kept for
+    the digit's soft edges."""
+    if keep is not None:
+        crop = np.where(ndimage.maximum_filter(keep, size=3), crop, 0.0)
     crop = np.clip((crop - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
     return _centre_in_frame(_fit_in_box(crop))
 
@@ -245,12 +271,12 @@ def noise_level(pixels: np.ndarray) -> float:
     return 1.4826 * median / math.sqrt(2.0)
 
 
-def _work_factor(size: tuple[int, int]) -> int:
-    return max(1, math.ceil(max(size) / WORK_SIZE))
+def work_factor(size: tuple[int, int], work_size: int = WORK_SIZE) -> int:
+    """Upload pixels per work pixel: whole boxes, so the longer side is at most `work_size`."""
+    return max(1, math.ceil(max(size) / work_size))
 
 
-def _reduce_to_work_size(image: Image.Image) -> Image.Image:
-    factor = _work_factor(image.size)
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
     if factor <= 1:
         return image
     width, height = image.size

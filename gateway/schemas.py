@@ -10,7 +10,7 @@ from contract import NUM_CLASSES
 from gateway.parameters import VERSION_PATTERN, is_version
 
 UPLOAD_HINT = (
-    "Send images as multipart/form-data: field 'file' for /predict, 'files' for "
+    "Send images as multipart/form-data: field 'file' for /predict and /read, 'files' for "
     "/predict/batch, 'file' and 'label' (0-9) for /feedback."
 )
 PROBABILITIES_EXAMPLE = [0.0, 0.0, 0.0, 0.01, 0.0, 0.98, 0.0, 0.0, 0.01, 0.0]
@@ -99,6 +99,34 @@ class BatchPredictResponse(BaseModel):
     )
 
 
+class ReadDigit(BaseModel):
+    digit: int = Field(ge=0, le=NUM_CLASSES - 1, examples=[4])
+    confidence: float = Field(
+        ge=0, le=1, description="The model's probability for that digit.", examples=[0.99]
+    )
+    box: list[int] = Field(
+        min_length=4,
+        max_length=4,
+        description="Where the digit is: x0, y0, x1, y1 in the upload's pixels (after its EXIF "
+        "orientation), x1 and y1 exclusive.",
+        examples=[[12, 30, 64, 110]],
+    )
+
+
+class ReadResponse(BaseModel):
+    number: str = Field(
+        pattern=r"^[0-9]{1,20}$", description="The digits, left to right.", examples=["4271"]
+    )
+    digits: list[ReadDigit] = Field(description="Each digit, left to right.")
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="The chance that every digit is right (and none missing or extra).",
+        examples=[0.96],
+    )
+    model_version: str = Field(description="The model version that answered.", examples=["3"])
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
@@ -162,6 +190,14 @@ class PredictForm(BaseModel):
 
     file: UploadedFile = Field(
         description="An image of one digit: PNG, JPEG, GIF, WebP, BMP or TIFF."
+    )
+
+
+class ReadForm(BaseModel):
+    """The multipart body of POST /read."""
+
+    file: UploadedFile = Field(
+        description="An image of a number: up to 20 digits in one row, handwritten or printed."
     )
 
 

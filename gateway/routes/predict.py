@@ -7,7 +7,9 @@ and response-model machinery. The OpenAPI document is built from the same defini
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import orjson
@@ -45,6 +47,7 @@ router = APIRouter(
 INLINE_DECODE_BYTES = 256 * 1024
 # What is wrong with one file of a batch, not with the request: that file gets its own error.
 FILE_ERRORS = (InvalidImage, UnsupportedImageType, PayloadTooLarge, NoDigitFound)
+Prepared = TypeVar("Prepared")
 
 ERROR_RESPONSES = error_responses(
     {
@@ -60,16 +63,23 @@ ERROR_RESPONSES = error_responses(
 )
 
 
-async def normalised_digit(upload: Part, services: Services) -> np.ndarray:
-    """An upload as the 28x28 digit the model takes (decoded off the loop when it is big)."""
+async def preprocessed(
+    upload: Part, services: Services, work: Callable[[bytes, int], Prepared]
+) -> Prepared:
+    """`work(bytes, max_pixels)` on an upload, timed, off the loop when the upload is big."""
     max_pixels = services.settings.max_image_pixels
     started = time.perf_counter()
     try:
         if len(upload.data) <= INLINE_DECODE_BYTES:
-            return preprocess_upload(upload.data, max_pixels)
-        return await run_in_threadpool(preprocess_upload, upload.data, max_pixels)
+            return work(upload.data, max_pixels)
+        return await run_in_threadpool(work, upload.data, max_pixels)
     finally:
         services.metrics.preprocess.observe(time.perf_counter() - started)
+
+
+async def normalised_digit(upload: Part, services: Services) -> np.ndarray:
+    """An upload as the 28x28 digit the model takes."""
+    return await preprocessed(upload, services, preprocess_upload)
 
 
 def prediction(

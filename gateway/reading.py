@@ -1,0 +1,211 @@
+"""Reading a number: the digits of one line of handwriting (or print), left to right.
+
+The page's ink is found as for /predict (gateway.preprocessing.page_ink, at a finer work size
+so that each of many digits keeps its pixels), and what is not ink of digits is left out as for
+/predict (gateway.digit_parts.digit_mask: boxes, shadows' and desks' edges, textures). The
+remaining 8-connected parts are grouped into digits: parts that share their columns belong to
+one digit (a 5's flag, a 4's detached stroke, a broken pen line, a dot over a 1); light parts
+of their own are specks and go. A group too wide for one digit is digits that touch, cut where
+its column profile holds the least ink; since a wide digit (a flat 2, a sprawling 0) looks
+the same, each wide group is sent both whole and cut into two or three, and the model's
+confidences choose (gateway.reading.best_reading), all in the one call. Each digit is
+normalised as /predict normalises one; a lone digit is exactly /predict's.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from scipy.sparse.csgraph import connected_components
+
+from contract import REFUSAL_BLANK, SPECK_MASS
+from gateway.digit_parts import EIGHT_CONNECTED, digit_mask
+from gateway.errors import NoDigitFound
+from gateway.preprocessing import digit_image, normalise_digit, page_ink
+
+MAX_DIGITS = 20
+# Twice /predict's work size: ten digits in a row keep about 20 pixels of height each.
+READ_WORK_SIZE = 224
+# Parts sharing this much of the narrower one's columns are one digit, and so are parts that
+# share columns and at most STACKED_ROWS of the shorter one's rows, or columns only when the
+# shorter is at most SMALL of the taller one's height.
+SHARED_COLUMNS = 0.5
+STACKED_ROWS = 0.5
+SMALL = 0.4
+# A group wider than this share of the line's height may be digits that touch: it is also
+# read cut into as many pieces as fit, each at least MIN_PIECE of the line's height wide.
+MAY_TOUCH = 1.0
+MIN_PIECE = 0.4
+# Digits are about DIGIT_WIDTH of the line's height wide; none is wider than ONE_WIDE.
+DIGIT_WIDTH = 0.65
+ONE_WIDE = 1.8
+# A cut lies within this share of a piece's width of where equal widths put it.
+CUT_WINDOW = 0.3
+# The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
+# and what each line's height of a digit's width beyond the line's height costs.
+CUT_COST = 0.25
+WIDE_COST = 1.0
+REFUSAL_TOO_MANY = (
+    f"No number found: the image holds more than {MAX_DIGITS} marks that look like digits; "
+    f"send one number of at most {MAX_DIGITS} digits in one row."
+)
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the upload's pixels
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Every way of reading a number's digit groups, for one call to the model."""
+
+    images: np.ndarray  # [n, 28, 28] float32: each candidate digit as the model takes it
+    boxes: list[Box]  # each candidate's place
+    widths: np.ndarray  # each candidate's width, as a share of the line's height
+    readings: list[list[list[int]]]  # per group, left to right: its readings (candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    rows: slice
+    cols: slice
+    keep: np.ndarray  # the group's pixels within its box
+
+    @property
+    def height(self) -> int:
+        return int(self.rows.stop - self.rows.start)
+
+    @property
+    def width(self) -> int:
+        return int(self.cols.stop - self.cols.start)
+
+
+def read_candidates(image: Image.Image) -> Candidates:
+    """The candidate digits of a grayscale image, group by group, left to right.
+
+    Raises:
+        NoDigitFound: no digits (blank, noise, a texture, filled areas) or more than MAX_DIGITS.
+    """
+    page = page_ink(image, READ_WORK_SIZE)
+    ink = page.found.ink
+    mask = digit_mask(page.mask, page.within, ink, page.found.flat_field, whole_line=True)
+    if isinstance(mask, str):
+        raise NoDigitFound(mask)
+    groups = digit_groups(mask, ink)
+    if len(groups) > MAX_DIGITS:
+        raise NoDigitFound(REFUSAL_TOO_MANY)
+    if not groups:
+        raise NoDigitFound(REFUSAL_BLANK)
+    line = float(np.median([group.height for group in groups]))
+    ways = [[_cut(group, count) for count in _piece_counts(group.width, line)] for group in groups]
+    lone = None
+    if len(groups) == 1 and len(ways[0][0]) == 1:
+        try:  # a lone digit: exactly as /predict reads it
+            lone = normalise_digit(image)
+        except NoDigitFound:
+            if len(ways[0]) == 1:
+                raise
+            del ways[0][0]  # not one digit, but perhaps digits that touch
+    pieces = [piece for group_ways in ways for way in group_ways for piece in way]
+    images = np.stack([digit_image(ink[p.rows, p.cols], p.keep) for p in pieces])
+    if lone is not None:
+        images[0] = lone
+    readings, start = [], 0
+    for group_ways in ways:
+        readings.append([list(range(start, start := start + len(way))) for way in group_ways])
+    s, (width, height) = page.scale, image.size
+    boxes = [
+        (
+            p.cols.start * s,
+            p.rows.start * s,
+            min(p.cols.stop * s, width),
+            min(p.rows.stop * s, height),
+        )
+        for p in pieces
+    ]
+    return Candidates(images, boxes, np.array([p.width / line for p in pieces]), readings)
+
+
+def best_reading(candidates: Candidates, confidences: np.ndarray) -> list[int]:
+    """The candidates read as the number, left to right: per group, the reading likeliest
+    right, each cut costing CUT_COST in log-odds and each digit wider than the line's height
+    WIDE_COST for every line's height more.
+
+    Raises:
+        NoDigitFound: the best readings hold more than MAX_DIGITS digits.
+    """
+    scores = np.log(np.maximum(confidences, 1e-9))
+    scores -= WIDE_COST * np.maximum(candidates.widths - 1.0, 0.0) + CUT_COST
+    chosen = [max(ways, key=lambda way: float(scores[way].sum())) for ways in candidates.readings]
+    digits = [index for way in chosen for index in way]
+    if len(digits) > MAX_DIGITS:
+        raise NoDigitFound(REFUSAL_TOO_MANY)
+    return digits
+
+
+def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
+    """The digits among the mask's parts (parts sharing columns joined, specks left out),
+    left to right."""
+    labels, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
+    if not count:
+        return []
+    boxes = ndimage.find_objects(labels)
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
+    left = np.array([cols.start for _, cols in boxes])
+    right = np.array([cols.stop for _, cols in boxes])
+    top = np.array([rows.start for rows, _ in boxes])
+    bottom = np.array([rows.stop for rows, _ in boxes])
+    columns = np.minimum.outer(right, right) - np.maximum.outer(left, left)
+    narrower = np.minimum.outer(right - left, right - left)
+    rows = np.minimum.outer(bottom, bottom) - np.maximum.outer(top, top)
+    shorter = np.minimum.outer(bottom - top, bottom - top)
+    # One above the other (a broken stroke, a dot) or a small one in the other's columns (a
+    # 5's flag), or one within the other's columns.
+    taller = np.maximum.outer(bottom - top, bottom - top)
+    stacked = (columns > 0) & ((rows <= STACKED_ROWS * shorter) | (shorter <= SMALL * taller))
+    together = stacked | (columns >= SHARED_COLUMNS * narrower)
+    _, owner = connected_components(together, directed=False)
+    group_mass = np.bincount(owner, weights=mass)
+    typical = np.median(group_mass[group_mass >= SPECK_MASS * group_mass.max()])
+    groups = []
+    for g in np.flatnonzero(group_mass >= SPECK_MASS * typical):
+        members = np.flatnonzero(owner == g)
+        ys = slice(int(top[members].min()), int(bottom[members].max()))
+        xs = slice(int(left[members].min()), int(right[members].max()))
+        groups.append(_Group(ys, xs, np.isin(labels[ys, xs], members + 1)))
+    return sorted(groups, key=lambda group: group.cols.start + group.cols.stop)
+
+
+def _piece_counts(width: int, line: float) -> list[int]:
+    """How many digits a group may be: one, or about as many as fit at DIGIT_WIDTH each."""
+    if width <= MAY_TOUCH * line:
+        return [1]
+    most = max(1, int(width // (MIN_PIECE * line)))
+    likely = round(width / (DIGIT_WIDTH * line))
+    counts = {1} if width <= ONE_WIDE * line else set()
+    counts |= {k for k in (likely - 1, likely, likely + 1) if 1 <= k <= most}
+    return sorted(counts)
+
+
+def _cut(group: _Group, count: int) -> list[_Group]:
+    """The group cut into `count` pieces at the columns of least ink near equal widths."""
+    if count == 1:
+        return [group]
+    profile = group.keep.sum(axis=0).astype(np.float64)
+    pitch = group.width / count
+    cuts = [0]
+    for j in range(1, count):
+        expected = j * pitch
+        low = max(cuts[-1] + 1, round(expected - CUT_WINDOW * pitch))
+        high = min(group.width - 1, round(expected + CUT_WINDOW * pitch))
+        window = profile[low : high + 1] + 1e-3 * np.abs(np.arange(low, high + 1) - expected)
+        cuts.append(low + int(np.argmin(window)))
+    cuts.append(group.width)
+    pieces = []
+    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+        keep = group.keep[:, start:stop]
+        rows = np.flatnonzero(keep.any(axis=1))
+        if rows.size:
+            top, bottom = group.rows.start + rows[0], group.rows.start + rows[-1] + 1
+            cols = slice(group.cols.start + start, group.cols.start + stop)
+            pieces.append(_Group(slice(top, bottom), cols, keep[rows[0] : rows[-1] + 1]))
+    return pieces

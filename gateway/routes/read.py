@@ -1,0 +1,60 @@
+"""POST /read: an upload of a number -> its digits (gateway/reading.py) -> one call to the
+model server with every candidate digit -> the number, left to right."""
+
+import math
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request, Response
+
+from gateway.deps import require_api_key
+from gateway.parameters import PIN_PARAMETERS, upload_route
+from gateway.preprocessing import decode_digit_image
+from gateway.reading import Candidates, best_reading, read_candidates
+from gateway.routes.predict import (
+    ERROR_RESPONSES,
+    PredictParameters,
+    json_response,
+    preprocessed,
+)
+from gateway.schemas import ReadForm, ReadResponse
+from gateway.uploads import read_form
+
+router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+
+
+def _candidates(data: bytes, max_pixels: int) -> Candidates:
+    return read_candidates(decode_digit_image(data, max_pixels))
+
+
+@router.post(
+    "/read",
+    responses={200: {"model": ReadResponse}, **ERROR_RESPONSES},
+    openapi_extra=upload_route(ReadForm, *PIN_PARAMETERS),
+)
+async def read(request: Request) -> Response:
+    """Read a number: up to 20 digits in one row, left to right, in one call to the model."""
+    asked = PredictParameters.of(request)
+    upload = (await read_form(request, ReadForm)).file
+    candidates = await preprocessed(upload, asked.services, _candidates)
+    result = await asked.services.classifier.classify(
+        candidates.images, asked.pin, asked.request_id
+    )
+    outputs = result.outputs
+    chosen = best_reading(candidates, np.array([output.confidence for output in outputs]))
+    version = str(result.model_version)
+    metrics = asked.services.metrics
+    digits = []
+    for index in chosen:
+        output = outputs[index]
+        metrics.child(metrics.digits, str(output.digit), version).inc()
+        metrics.child(metrics.confidence, version).observe(output.confidence)
+        box = [int(value) for value in candidates.boxes[index]]
+        digits.append({"digit": output.digit, "confidence": output.confidence, "box": box})
+    return json_response(
+        {
+            "number": "".join(str(digit["digit"]) for digit in digits),
+            "digits": digits,
+            "confidence": math.prod(outputs[index].confidence for index in chosen),
+            "model_version": version,
+        }
+    )
