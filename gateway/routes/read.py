@@ -6,7 +6,7 @@ import math
 import numpy as np
 from fastapi import APIRouter, Depends, Request, Response
 
-from gateway.deps import require_api_key
+from gateway.deps import KeyedRoute, require_api_key
 from gateway.parameters import PIN_PARAMETERS, upload_route
 from gateway.preprocessing import decode_digit_image
 from gateway.reading import Candidates, best_reading, read_candidates
@@ -19,7 +19,9 @@ from gateway.routes.predict import (
 from gateway.schemas import ReadForm, ReadResponse
 from gateway.uploads import read_form
 
-router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["read"], dependencies=[Depends(require_api_key)], route_class=KeyedRoute
+)
 
 
 def _candidates(data: bytes, max_pixels: int) -> Candidates:
