@@ -1,9 +1,9 @@
 """The gateway's services, built once per app, and the dependencies routes declare.
 
 Routes that read state declare `ContextDep` (one dependency, not one per service). Routes
-that predict or store are `KeyedRoute`s: they check the API key themselves and read
+that predict or store live on a `keyed_router`: they check the API key themselves and read
 `request.app.state.services` directly, keeping FastAPI's dependency machinery off the hot
-path; their router declares `require_api_key` for the OpenAPI document alone."""
+path; the router declares `require_api_key` for the OpenAPI document alone."""
 
 import hmac
 import inspect
@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response, Security
+from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 
@@ -88,6 +88,11 @@ class KeyedRoute(APIRoute):
             return response
 
         return handler
+
+
+def keyed_router(tag: str) -> APIRouter:
+    """The router of routes that predict or store: KeyedRoutes, documented with the key."""
+    return APIRouter(tags=[tag], dependencies=[Depends(require_api_key)], route_class=KeyedRoute)
 
 
 def check_api_key(settings: Settings, offered: str | None) -> None:

@@ -4,9 +4,9 @@ model server with every candidate digit -> the number, left to right."""
 import math
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 
-from gateway.deps import KeyedRoute, require_api_key
+from gateway.deps import keyed_router
 from gateway.parameters import PIN_PARAMETERS, upload_route
 from gateway.preprocessing import decode_digit_image
 from gateway.reading import Candidates, best_reading, read_candidates
@@ -19,9 +19,7 @@ from gateway.routes.predict import (
 from gateway.schemas import ReadForm, ReadResponse
 from gateway.uploads import read_form
 
-router = APIRouter(
-    tags=["read"], dependencies=[Depends(require_api_key)], route_class=KeyedRoute
-)
+router = keyed_router("read")
 
 
 def _candidates(data: bytes, max_pixels: int) -> Candidates:
