@@ -38,13 +38,15 @@ SMALL = 0.4
 NEAR_ROWS = 0.25
 # A group wider than this share of the line's height may be digits that touch: it is also
 # read cut into as many pieces as fit, each at least MIN_PIECE of the line's height wide.
-MAY_TOUCH = 0.75
-MIN_PIECE = 0.4
+MAY_TOUCH = 0.6
+MIN_PIECE = 0.25
 # Digits are about DIGIT_WIDTH of the line's height wide; none is wider than ONE_WIDE.
 DIGIT_WIDTH = 0.65
 ONE_WIDE = 1.8
-# A cut lies within this share of a piece's width of where equal widths put it.
+# A cut lies within this share of a piece's width of where equal widths put it; two digits
+# are also tried cut at the TWO_CUTS columns of least ink.
 CUT_WINDOW = 0.3
+TWO_CUTS = 3
 # The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
@@ -107,7 +109,7 @@ def read_candidates(image: Image.Image, upload_scale: float = 1.0) -> Candidates
     if not groups:
         raise NoDigitFound(REFUSAL_BLANK)
     line = float(np.median([group.height for group in groups]))
-    ways = [[_cut(group, count) for count in _piece_counts(group.width, line)] for group in groups]
+    ways = [_ways(group, line) for group in groups]
     lone = None
     if len(groups) == 1 and len(ways[0][0]) == 1:
         try:  # a lone digit: exactly as /predict reads it
@@ -194,33 +196,51 @@ def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
     return sorted(groups, key=lambda group: group.cols.start + group.cols.stop)
 
 
-def _piece_counts(width: int, line: float) -> list[int]:
-    """How many digits a group may be: one, or about as many as fit at DIGIT_WIDTH each."""
-    if width <= MAY_TOUCH * line:
-        return [1]
-    most = max(1, int(width // (MIN_PIECE * line)))
-    likely = round(width / (DIGIT_WIDTH * line))
-    counts = {1} if width <= ONE_WIDE * line else set()
-    counts |= {k for k in (likely - 1, likely, likely + 1) if 1 <= k <= most}
-    return sorted(counts)
-
-
-def _cut(group: _Group, count: int) -> list[_Group]:
-    """The group cut into `count` pieces at the columns of least ink near equal widths."""
-    if count == 1:
-        return [group]
+def _ways(group: _Group, line: float) -> list[list[_Group]]:
+    """The ways a group may be read: whole, and cut into about as many digits as fit at
+    DIGIT_WIDTH each, at the columns of least ink near equal widths; two digits also at each
+    of the TWO_CUTS columns of least ink (a 1 touching an 8 is not cut in the middle)."""
+    if group.width <= MAY_TOUCH * line:
+        return [[group]]
+    margin = max(1, round(MIN_PIECE * line))
+    most = max(1, group.width // margin)
+    likely = round(group.width / (DIGIT_WIDTH * line))
+    counts = {k for k in (likely - 1, likely, likely + 1) if 1 <= k <= most}
+    if group.width <= ONE_WIDE * line:
+        counts.add(1)
     profile = group.keep.sum(axis=0).astype(np.float64)
-    pitch = group.width / count
+    ways = [_cut_at(group, _even_cuts(profile, count)) for count in sorted(counts)]
+    inner = profile[margin : group.width - margin]
+    lowest = [margin + int(c) for c in np.argsort(inner, kind="stable")]
+    chosen: list[int] = []
+    for column in lowest:
+        if len(chosen) == TWO_CUTS:
+            break
+        if all(abs(column - other) >= margin for other in chosen):
+            chosen.append(column)
+            ways.append(_cut_at(group, [column]))
+    return ways
+
+
+def _even_cuts(profile: np.ndarray, count: int) -> list[int]:
+    """Where `count` digits of about equal width part: near each boundary, the column of
+    least ink."""
+    pitch = len(profile) / count
     cuts = [0]
     for j in range(1, count):
         expected = j * pitch
         low = max(cuts[-1] + 1, round(expected - CUT_WINDOW * pitch))
-        high = min(group.width - 1, round(expected + CUT_WINDOW * pitch))
+        high = min(len(profile) - 1, round(expected + CUT_WINDOW * pitch))
         window = profile[low : high + 1] + 1e-3 * np.abs(np.arange(low, high + 1) - expected)
         cuts.append(low + int(np.argmin(window)))
-    cuts.append(group.width)
+    return cuts[1:]
+
+
+def _cut_at(group: _Group, cuts: list[int]) -> list[_Group]:
+    """The group cut at these columns (its own, from 0), left to right."""
+    edges = [0, *cuts, group.width]
     pieces = []
-    for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
         keep = group.keep[:, start:stop]
         rows = np.flatnonzero(keep.any(axis=1))
         if rows.size:

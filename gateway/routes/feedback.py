@@ -1,16 +1,16 @@
 """POST /feedback: a user's correction, stored as the normalised digit and one JSON line."""
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services, require_api_key
+from gateway.deps import Services, keyed_router
 from gateway.errors import FeatureDisabled
 from gateway.parameters import upload_route
 from gateway.routes.predict import json_response, normalised_digit
 from gateway.schemas import FeedbackForm, FeedbackResponse, error_responses
 from gateway.uploads import read_form
 
-router = APIRouter(tags=["feedback"], dependencies=[Depends(require_api_key)])
+router = keyed_router("feedback")
 NOT_SENT = "none"  # the predicted_digit label value when the client did not send one
 
 FEEDBACK_RESPONSES = error_responses(

@@ -13,10 +13,10 @@ from typing import TypeVar
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services, require_api_key
+from gateway.deps import Services, keyed_router
 from gateway.errors import (
     BadRequestParameters,
     InvalidImage,
@@ -39,7 +39,7 @@ from gateway.schemas import (
 from gateway.serving_client import ModelOutput
 from gateway.uploads import read_form
 
-router = APIRouter(tags=["predict"], dependencies=[Depends(require_api_key)])
+router = keyed_router("predict")
 # Uploads up to this size (canvas drawings, phone-size JPEGs) decode in well under a
 # millisecond: inline is cheaper than a hop to the thread pool and back.
 INLINE_DECODE_BYTES = 256 * 1024

@@ -5,10 +5,10 @@ import io
 import math
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Request, Response
 from PIL import Image
 
-from gateway.deps import require_api_key
+from gateway.deps import keyed_router
 from gateway.parameters import PIN_PARAMETERS, upload_route
 from gateway.preprocessing import decode_digit_image
 from gateway.reading import READ_WORK_SIZE, Candidates, best_reading, read_candidates
@@ -21,7 +21,7 @@ from gateway.routes.predict import (
 from gateway.schemas import ReadForm, ReadResponse
 from gateway.uploads import read_form
 
-router = APIRouter(tags=["read"], dependencies=[Depends(require_api_key)])
+router = keyed_router("read")
 
 
 def _candidates(data: bytes, max_pixels: int) -> Candidates:

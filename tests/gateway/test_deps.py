@@ -5,10 +5,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi import Request, Response
 from fastapi.testclient import TestClient
 
 from gateway.config import Settings
-from gateway.deps import check_api_key
+from gateway.deps import KeyedRoute, check_api_key
 from gateway.errors import Unauthorized
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import PNG, upload
@@ -109,3 +110,11 @@ def test_gateway_without_api_keys_says_so_at_startup(
         make_client(api_keys=api_keys)
 
     assert any("GATEWAY_API_KEYS is empty" in r.getMessage() for r in caplog.records) is warned
+
+
+def test_keyed_route_refuses_an_endpoint_that_takes_more_than_the_request() -> None:
+    async def endpoint(request: Request, version: int) -> Response:
+        return Response()
+
+    with pytest.raises(TypeError, match="takes the request alone"):
+        KeyedRoute("/read", endpoint, methods=["POST"])
