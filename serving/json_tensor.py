@@ -209,38 +209,9 @@ def _fast_array(value: object, dtype: str) -> np.ndarray | None:
     return array.astype(DTYPES[dtype][1], copy=False).reshape(shape)
 
 
-def _fast_strings(items: list[Any]) -> np.ndarray | None:
-    """A list of {"b64": ...} objects and strings as a 1-D array of bytes; None when the
-    slow walk must decide (another value, or base64 that does not decode)."""
-    values: list[bytes] = []
-    append = values.append
-    a2b = binascii.a2b_base64
-    try:
-        for item in items:
-            if type(item) is dict:
-                if len(item) != 1:
-                    return None
-                encoded = item.get("b64")
-                if type(encoded) is not str:
-                    return None
-                append(a2b(encoded, strict_mode=True))
-            elif type(item) is str:
-                append(item.encode())
-            else:
-                return None
-    except (binascii.Error, ValueError):
-        return None
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
 def tensor_from_json(value: object, dtype: str) -> np.ndarray:
     """One JSON value (scalar or nested lists) as an array, or TF Serving's error."""
-    if dtype == "string" and type(value) is list and value and type(value[0]) is not list:
-        fast = _fast_strings(value)
-    else:
-        fast = _fast_array(value, dtype)
+    fast = _fast_array(value, dtype)
     if fast is not None:
         return fast
     shape = _dense_shape(value)
@@ -278,11 +249,7 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
 
 def _plain_instances(instances: list[Any], dtype: str) -> np.ndarray:
     """The one input's tensor from a list of values (the row format without names)."""
-    if dtype == "string":  # {"b64": ...} objects are values, not objects
-        fast = _fast_strings(instances)
-        if fast is not None:
-            return fast
-    elif not any(_is_object(item) for item in instances):
+    if not any(_is_object(item) for item in instances):
         fast = _fast_array(instances, dtype)
         if fast is not None and fast.ndim >= 1:
             return fast
