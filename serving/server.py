@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import unquote
 
 import numpy as np
@@ -29,7 +28,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.batching import BatchingParameters
@@ -71,9 +69,6 @@ class ServerSettings:
     allow_version_labels_for_unavailable_models: bool = False
 
 
-_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
-
-
 @dataclass
 class _Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -99,24 +94,6 @@ class _Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
-        # labels() checks and hashes its arguments on every call; the children it
-        # returns are fixed, so each is looked up once. gateway/metrics.py's `child` is the
-        # gateway's copy: its image holds no serving/, and this server imports no gateway.
-        self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
-
-    def _child(self, metric: _Metric, *labels: str) -> _Metric:
-        """`metric.labels(*labels)`, looked up once."""
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found  # type: ignore[return-value]  # the child of `metric` is of its type
-
-    def count_request(self, model: str, status: str) -> None:
-        self._child(self.requests, model, status).inc()
-
-    def observe_latency(self, model: str, api: str, seconds: float) -> None:
-        self._child(self.latency, model, api).observe(seconds)
 
 
 def _error(error: ServingError) -> Reply:
@@ -214,8 +191,8 @@ class RestApi:
             status = "CANCELLED"
             raise
         finally:
-            self.metrics.count_request(name, status)
-            self.metrics.observe_latency(name, verb, time.perf_counter() - started)
+            self.metrics.requests.labels(name, status).inc()
+            self.metrics.latency.labels(name, verb).observe(time.perf_counter() - started)
 
     def _status(self, name: str, version: int | None) -> Reply:
         """GetModelStatus. A label in the path is not looked at: every version is listed."""
