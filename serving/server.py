@@ -125,12 +125,6 @@ class RestApi:
         self.metrics = metrics
 
     async def handle(self, method: str, path: str, body: bytes) -> Reply:
-        try:
-            return await self._dispatch(method, path, body)
-        except ServingError as error:
-            return _error(error)
-
-    async def _dispatch(self, method: str, path: str, body: bytes) -> Reply:
         """HttpRestApiHandler::ProcessRequest: parse the path, then dispatch.
 
         Like ParseModelInfo, a version that does not fit in 64 bits is refused before the
@@ -139,20 +133,23 @@ class RestApi:
         """
         pattern = PREDICTION_PATH if method == "POST" else STATUS_PATH if method == "GET" else None
         match = pattern.fullmatch(path) if pattern else None
-        if match:
-            name, version_text, label, last = match.groups()
-            name = unquote(name) if name else ""
-            version = _parse_version(version_text)
-            label = unquote(label) if label else None
-            if method == "POST" and last in ("predict", "classify", "regress"):
-                return await self._infer(last, body, name, version, label)
-            if method == "GET":
-                if not name:
-                    raise invalid_argument("Missing model name in request.")
-                if last == "metadata":
-                    return self._metadata(name, version, label)
-                return self._status(name, version)
-        raise invalid_argument("Malformed request: ", method, " ", path)
+        try:
+            if match:
+                name, version_text, label, last = match.groups()
+                name = unquote(name) if name else ""
+                version = _parse_version(version_text)
+                label = unquote(label) if label else None
+                if method == "POST" and last in ("predict", "classify", "regress"):
+                    return await self._infer(last, body, name, version, label)
+                if method == "GET":
+                    if not name:
+                        raise invalid_argument("Missing model name in request.")
+                    if last == "metadata":
+                        return self._metadata(name, version, label)
+                    return self._status(name, version)
+            raise invalid_argument("Malformed request: ", method, " ", path)
+        except ServingError as error:
+            return _error(error)
 
     async def _infer(
         self, verb: str, body: bytes, name: str, version: int | None, label: str | None

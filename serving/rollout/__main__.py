@@ -109,25 +109,12 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
             after_write=args.after_write,
         )
         try:
-            if args.step == "status":
-                return rollout.status()
-            if args.step == "pin":
-                rollout.pin(args.version)
-            elif args.step == "canary":
-                rollout.canary(args.version)
-            elif args.step == "promote":
-                rollout.promote()
-            elif args.step == "rollback":
-                rollout.rollback(drop_label=args.drop_label)
-            elif args.step == "retire":
-                rollout.retire()
-        except RolloutError as exc:
+            step = getattr(rollout, args.step)
+            options = {k: v for k, v in vars(args).items() if k in ("version", "drop_label")}
+            return step(**options) or 0
+        except (RolloutError, OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except (OSError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    return 0
+            return 1 if isinstance(exc, RolloutError) else 2
 
 
 if __name__ == "__main__":
