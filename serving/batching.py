@@ -63,10 +63,7 @@ class BatchingParameters:
         TF Serving checks them when it creates the scheduler and each model's queues
         (SharedBatchScheduler::Create and AddQueue; WrapSessionForBatching for
         allowed_batch_sizes): a failure there fails the model's load and so the server's
-        start. Its words are kept.
-
-        Raises:
-            ValueError: "INVALID_ARGUMENT: " and TF Serving's message.
+        start. Its words are kept, in a ValueError.
         """
         refusal = self._refusal()
         if refusal:
@@ -187,12 +184,8 @@ class Batcher:
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_forever())
 
     async def submit(self, inputs: Tensors) -> Tensors:
-        """Run `inputs` (each with the batch dimension first) through the model.
-
-        Raises:
-            ServingError: refused by the queue (too many rows, or the queue is full), or
-                the batch it ran in failed.
-        """
+        """Run `inputs` (each with the batch dimension first) through the model; a
+        ServingError when the queue refuses them or the batch they ran in failed."""
         if self._closing:
             raise RuntimeError("this batcher is closed; its servable has been unloaded")
         rows = next(iter(inputs.values())).shape[0]
