@@ -152,14 +152,6 @@ class _Batch:
         self.rows += piece.rows
 
 
-def _split(inputs: Tensors, sizes: list[int]) -> list[Tensors]:
-    parts, start = [], 0
-    for size in sizes:
-        parts.append({name: value[start : start + size] for name, value in inputs.items()})
-        start += size
-    return parts
-
-
 class Batcher:
     """The queue of one model signature; runs its batches on `executor`."""
 
@@ -195,11 +187,13 @@ class Batcher:
         self._check_room(rows)
         sizes = self._piece_sizes(rows)
         request = _Request(loop.create_future(), len(sizes))
-        parts = [inputs] if len(sizes) == 1 else _split(inputs, sizes)
-        for index, (part, size) in enumerate(zip(parts, sizes, strict=True)):
+        start = 0
+        for index, size in enumerate(sizes):
             if self._batches[-1].rows + size > self._limit:
                 self._batches.append(_Batch())  # closes the open batch: it may run now
+            part = {name: value[start : start + size] for name, value in inputs.items()}
             self._batches[-1].add(_Piece(request, index, part, size))
+            start += size
         front = self._batches[0]
         if len(self._batches) > 1 or front.rows >= self._limit or front.rows == rows:
             self._wake()  # a batch can run, or the queue was empty
