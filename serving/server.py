@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -69,11 +69,9 @@ class ServerSettings:
     allow_version_labels_for_unavailable_models: bool = False
 
 
-@dataclass
 class _Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
         # Named as TF Serving's own Prometheus metrics, so dashboards work on both.
         self.requests = Counter(
             ":tensorflow:serving:request_count",
