@@ -20,7 +20,7 @@ from scipy import ndimage
 from scipy.sparse.csgraph import connected_components
 
 from contract import REFUSAL_BLANK, SPECK_MASS
-from gateway.digit_parts import EIGHT_CONNECTED, digit_mask
+from gateway.digit_parts import EIGHT_CONNECTED, digit_mask, ink_box
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import digit_image, normalise_digit, page_ink
 
@@ -47,6 +47,8 @@ ONE_WIDE = 1.8
 # are also tried cut at the TWO_CUTS columns of least ink.
 CUT_WINDOW = 0.3
 TWO_CUTS = 3
+# A cut's seam strays at most this share of the line's height from its column.
+SEAM_REACH = 0.15
 # The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
@@ -209,7 +211,7 @@ def _ways(group: _Group, line: float) -> list[list[_Group]]:
     if group.width <= ONE_WIDE * line:
         counts.add(1)
     profile = group.keep.sum(axis=0).astype(np.float64)
-    ways = [_cut_at(group, _even_cuts(profile, count)) for count in sorted(counts)]
+    ways = [_cut_at(group, _even_cuts(profile, count), line) for count in sorted(counts)]
     inner = profile[margin : group.width - margin]
     lowest = [margin + int(c) for c in np.argsort(inner, kind="stable")]
     chosen: list[int] = []
@@ -218,7 +220,7 @@ def _ways(group: _Group, line: float) -> list[list[_Group]]:
             break
         if all(abs(column - other) >= margin for other in chosen):
             chosen.append(column)
-            ways.append(_cut_at(group, [column]))
+            ways.append(_cut_at(group, [column], line))
     return ways
 
 
@@ -236,15 +238,48 @@ def _even_cuts(profile: np.ndarray, count: int) -> list[int]:
     return cuts[1:]
 
 
-def _cut_at(group: _Group, cuts: list[int]) -> list[_Group]:
-    """The group cut at these columns (its own, from 0), left to right."""
-    edges = [0, *cuts, group.width]
+def _cut_at(group: _Group, cuts: list[int], line: float) -> list[_Group]:
+    """The group cut along a seam through each of these columns (its own, from 0), left to
+    right: the path from top to bottom, within SEAM_REACH of the line's height of the column,
+    that crosses the least ink, so that a cut between slanted or overlapping digits bends
+    round their strokes instead of slicing them."""
+    height, width = group.keep.shape
+    columns = np.arange(width)
+    edges = [np.zeros(height, int), *(_seam(group.keep, c, line) for c in cuts)]
+    edges.append(np.full(height, width))
     pieces = []
-    for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        keep = group.keep[:, start:stop]
-        rows = np.flatnonzero(keep.any(axis=1))
-        if rows.size:
-            top, bottom = group.rows.start + rows[0], group.rows.start + rows[-1] + 1
-            cols = slice(group.cols.start + start, group.cols.start + stop)
-            pieces.append(_Group(slice(top, bottom), cols, keep[rows[0] : rows[-1] + 1]))
+    for left, right in zip(edges[:-1], edges[1:], strict=True):
+        keep = group.keep & (columns >= left[:, None]) & (columns < right[:, None])
+        box = ink_box(keep)
+        if box is not None:
+            rows, cols = box
+            pieces.append(
+                _Group(
+                    slice(group.rows.start + rows.start, group.rows.start + rows.stop),
+                    slice(group.cols.start + cols.start, group.cols.start + cols.stop),
+                    keep[box],
+                )
+            )
     return pieces
+
+
+def _seam(keep: np.ndarray, column: int, line: float) -> np.ndarray:
+    """Each row's first column right of the seam through `column` (dynamic programming: a
+    step of at most one column a row, the least ink crossed, the nearest to `column`)."""
+    height, width = keep.shape
+    reach = max(1, round(SEAM_REACH * line))
+    low, high = max(1, column - reach), min(width - 1, column + reach)
+    span = np.arange(low, high + 1)
+    cost = keep[:, low : high + 1] + 1e-3 * np.abs(span - column)
+    total = cost[0].copy()
+    step = np.zeros(cost.shape, int)
+    for row in range(1, height):
+        shifted = np.stack([np.roll(total, 1), total, np.roll(total, -1)])
+        shifted[0, 0] = shifted[2, -1] = np.inf
+        step[row] = np.argmin(shifted, axis=0) - 1
+        total = cost[row] + shifted.min(axis=0)
+    path = np.empty(height, int)
+    path[-1] = int(np.argmin(total))
+    for row in range(height - 1, 0, -1):
+        path[row - 1] = path[row] + step[row, path[row]]
+    return np.asarray(span[path])

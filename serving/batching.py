@@ -63,10 +63,7 @@ class BatchingParameters:
         TF Serving checks them when it creates the scheduler and each model's queues
         (SharedBatchScheduler::Create and AddQueue; WrapSessionForBatching for
         allowed_batch_sizes): a failure there fails the model's load and so the server's
-        start. Its words are kept.
-
-        Raises:
-            ValueError: "INVALID_ARGUMENT: " and TF Serving's message.
+        start. Its words are kept, in a ValueError.
         """
         refusal = self._refusal()
         if refusal:
@@ -155,14 +152,6 @@ class _Batch:
         self.rows += piece.rows
 
 
-def _split(inputs: Tensors, sizes: list[int]) -> list[Tensors]:
-    parts, start = [], 0
-    for size in sizes:
-        parts.append({name: value[start : start + size] for name, value in inputs.items()})
-        start += size
-    return parts
-
-
 class Batcher:
     """The queue of one model signature; runs its batches on `executor`."""
 
@@ -187,12 +176,8 @@ class Batcher:
         self._loop_task = asyncio.get_running_loop().create_task(self._dispatch_forever())
 
     async def submit(self, inputs: Tensors) -> Tensors:
-        """Run `inputs` (each with the batch dimension first) through the model.
-
-        Raises:
-            ServingError: refused by the queue (too many rows, or the queue is full), or
-                the batch it ran in failed.
-        """
+        """Run `inputs` (each with the batch dimension first) through the model; a
+        ServingError when the queue refuses them or the batch they ran in failed."""
         if self._closing:
             raise RuntimeError("this batcher is closed; its servable has been unloaded")
         rows = next(iter(inputs.values())).shape[0]
@@ -202,11 +187,13 @@ class Batcher:
         self._check_room(rows)
         sizes = self._piece_sizes(rows)
         request = _Request(loop.create_future(), len(sizes))
-        parts = [inputs] if len(sizes) == 1 else _split(inputs, sizes)
-        for index, (part, size) in enumerate(zip(parts, sizes, strict=True)):
+        start = 0
+        for index, size in enumerate(sizes):
             if self._batches[-1].rows + size > self._limit:
                 self._batches.append(_Batch())  # closes the open batch: it may run now
+            part = {name: value[start : start + size] for name, value in inputs.items()}
             self._batches[-1].add(_Piece(request, index, part, size))
+            start += size
         front = self._batches[0]
         if len(self._batches) > 1 or front.rows >= self._limit or front.rows == rows:
             self._wake()  # a batch can run, or the queue was empty

@@ -53,7 +53,6 @@ _INT_RANGES = {"int32": INT32_RANGE, "uint8": INT32_RANGE, "int64": INT64_RANGE}
 # rapidjson (kParseNanAndInfFlag) reads NaN, Inf and Infinity, signed or not; Python's json
 # reads NaN, Infinity and -Infinity. Strings are matched too, so tokens inside them stay.
 _NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|(-?)(Infinity|Inf|NaN)')
-_JSON_WHITESPACE = " \t\n\r"
 
 
 def parse_json(body: bytes) -> Any:
@@ -82,17 +81,14 @@ def _parse_leniently(body: bytes) -> Any:
         return "NaN" if token == "NaN" else sign + "Infinity"
 
     text = _NON_FINITE.sub(canonical, body.decode("utf-8"))
-    start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
+    start = len(text) - len(text.lstrip(" \t\n\r"))  # JSON's whitespace
     value, _end = json.JSONDecoder().raw_decode(text, start)
     return value
 
 
-DEBUG_STRING_LIMIT = 256  # TF Serving quotes at most this much of a value in a message
-
-
 def debug_string(value: object) -> str:
-    """A JSON value as error messages quote it, cut short as TF Serving cuts it."""
-    return json.dumps(value)[:DEBUG_STRING_LIMIT]
+    """A JSON value as error messages quote it: at most 256 characters, as TF Serving's."""
+    return json.dumps(value)[:256]
 
 
 _JSON_TYPES = {type(None): "Null", bool: "Boolean", dict: "Object", list: "Array", str: "String"}
@@ -209,38 +205,9 @@ def _fast_array(value: object, dtype: str) -> np.ndarray | None:
     return array.astype(DTYPES[dtype][1], copy=False).reshape(shape)
 
 
-def _fast_strings(items: list[Any]) -> np.ndarray | None:
-    """A list of {"b64": ...} objects and strings as a 1-D array of bytes; None when the
-    slow walk must decide (another value, or base64 that does not decode)."""
-    values: list[bytes] = []
-    append = values.append
-    a2b = binascii.a2b_base64
-    try:
-        for item in items:
-            if type(item) is dict:
-                if len(item) != 1:
-                    return None
-                encoded = item.get("b64")
-                if type(encoded) is not str:
-                    return None
-                append(a2b(encoded, strict_mode=True))
-            elif type(item) is str:
-                append(item.encode())
-            else:
-                return None
-    except (binascii.Error, ValueError):
-        return None
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
 def tensor_from_json(value: object, dtype: str) -> np.ndarray:
     """One JSON value (scalar or nested lists) as an array, or TF Serving's error."""
-    if dtype == "string" and type(value) is list and value and type(value[0]) is not list:
-        fast = _fast_strings(value)
-    else:
-        fast = _fast_array(value, dtype)
+    fast = _fast_array(value, dtype)
     if fast is not None:
         return fast
     shape = _dense_shape(value)
@@ -278,11 +245,7 @@ def _instances_to_tensors(instances: list[Any], specs: InputSpecs) -> dict[str, 
 
 def _plain_instances(instances: list[Any], dtype: str) -> np.ndarray:
     """The one input's tensor from a list of values (the row format without names)."""
-    if dtype == "string":  # {"b64": ...} objects are values, not objects
-        fast = _fast_strings(instances)
-        if fast is not None:
-            return fast
-    elif not any(_is_object(item) for item in instances):
+    if not any(_is_object(item) for item in instances):
         fast = _fast_array(instances, dtype)
         if fast is not None and fast.ndim >= 1:
             return fast
@@ -355,30 +318,19 @@ def _inputs_to_tensors(value: Any, specs: InputSpecs) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _signature_name(document: dict[str, Any]) -> str:
-    """The request's signature_name as given ("" when absent), as FillSignature reads it."""
-    signature = document.get(SIGNATURE_NAME, "")
-    if not isinstance(signature, str):
+def parse_predict_request(body: bytes, input_specs: Callable[[str], InputSpecs]) -> PredictRequest:
+    """Parse a :predict body. `input_specs(signature_name)` raises if the model or the
+    signature is unknown; TF Serving asks only once the body has parsed."""
+    document = parse_json(body)
+    if not isinstance(document, dict):
+        raise invalid_argument("JSON Value: ", debug_string(document), " Is not object")
+    requested = document.get(SIGNATURE_NAME, "")  # "" when absent, as FillSignature reads it
+    if not isinstance(requested, str):
         raise invalid_argument(
             "JSON Value: ",
             debug_string(document),
             " not formatted correctly. 'signature_name' key must be a string value.",
         )
-    return signature
-
-
-def _parse_document(body: bytes) -> dict[str, Any]:
-    document = parse_json(body)
-    if not isinstance(document, dict):
-        raise invalid_argument("JSON Value: ", debug_string(document), " Is not object")
-    return document
-
-
-def parse_predict_request(body: bytes, input_specs: Callable[[str], InputSpecs]) -> PredictRequest:
-    """Parse a :predict body. `input_specs(signature_name)` raises if the model or the
-    signature is unknown; TF Serving asks only once the body has parsed."""
-    document = _parse_document(body)
-    requested = _signature_name(document)
     signature = requested or DEFAULT_SIGNATURE
     specs = input_specs(signature)
     if not specs:

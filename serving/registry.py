@@ -256,13 +256,8 @@ class ModelVersions:
             if label not in self.spec.labels or not self.configured:
                 raise invalid_argument("Unrecognized servable version label: ", label)
             version = self.spec.labels[label]
-        servable = (
-            self.available.get(version)
-            if version is not None
-            else self.available[max(self.available)]
-            if self.available
-            else None
-        )
+        latest = max(self.available, default=-1)  # -1: none to serve
+        servable = self.available.get(latest if version is None else version)
         if servable is None:
             raise not_found(
                 "Servable not found for request: ", _servable_request(self.spec.name, version)

@@ -14,9 +14,8 @@ import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import unquote
 
 import numpy as np
@@ -29,7 +28,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.batching import BatchingParameters
@@ -71,14 +69,9 @@ class ServerSettings:
     allow_version_labels_for_unavailable_models: bool = False
 
 
-_Metric = TypeVar("_Metric", bound=MetricWrapperBase)
-
-
-@dataclass
 class _Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
         # Named as TF Serving's own Prometheus metrics, so dashboards work on both.
         self.requests = Counter(
             ":tensorflow:serving:request_count",
@@ -99,24 +92,6 @@ class _Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
-        # labels() checks and hashes its arguments on every call; the children it
-        # returns are fixed, so each is looked up once. gateway/metrics.py's `child` is the
-        # gateway's copy: its image holds no serving/, and this server imports no gateway.
-        self._children: dict[tuple[object, ...], MetricWrapperBase] = {}
-
-    def _child(self, metric: _Metric, *labels: str) -> _Metric:
-        """`metric.labels(*labels)`, looked up once."""
-        key = (id(metric), *labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found  # type: ignore[return-value]  # the child of `metric` is of its type
-
-    def count_request(self, model: str, status: str) -> None:
-        self._child(self.requests, model, status).inc()
-
-    def observe_latency(self, model: str, api: str, seconds: float) -> None:
-        self._child(self.latency, model, api).observe(seconds)
 
 
 def _error(error: ServingError) -> Reply:
@@ -148,12 +123,6 @@ class RestApi:
         self.metrics = metrics
 
     async def handle(self, method: str, path: str, body: bytes) -> Reply:
-        try:
-            return await self._dispatch(method, path, body)
-        except ServingError as error:
-            return _error(error)
-
-    async def _dispatch(self, method: str, path: str, body: bytes) -> Reply:
         """HttpRestApiHandler::ProcessRequest: parse the path, then dispatch.
 
         Like ParseModelInfo, a version that does not fit in 64 bits is refused before the
@@ -162,20 +131,23 @@ class RestApi:
         """
         pattern = PREDICTION_PATH if method == "POST" else STATUS_PATH if method == "GET" else None
         match = pattern.fullmatch(path) if pattern else None
-        if match:
-            name, version_text, label, last = match.groups()
-            name = unquote(name) if name else ""
-            version = _parse_version(version_text)
-            label = unquote(label) if label else None
-            if method == "POST" and last in ("predict", "classify", "regress"):
-                return await self._infer(last, body, name, version, label)
-            if method == "GET":
-                if not name:
-                    raise invalid_argument("Missing model name in request.")
-                if last == "metadata":
-                    return self._metadata(name, version, label)
-                return self._status(name, version)
-        raise invalid_argument("Malformed request: ", method, " ", path)
+        try:
+            if match:
+                name, version_text, label, last = match.groups()
+                name = unquote(name) if name else ""
+                version = _parse_version(version_text)
+                label = unquote(label) if label else None
+                if method == "POST" and last in ("predict", "classify", "regress"):
+                    return await self._infer(last, body, name, version, label)
+                if method == "GET":
+                    if not name:
+                        raise invalid_argument("Missing model name in request.")
+                    if last == "metadata":
+                        return self._metadata(name, version, label)
+                    return self._status(name, version)
+            raise invalid_argument("Malformed request: ", method, " ", path)
+        except ServingError as error:
+            return _error(error)
 
     async def _infer(
         self, verb: str, body: bytes, name: str, version: int | None, label: str | None
@@ -214,8 +186,8 @@ class RestApi:
             status = "CANCELLED"
             raise
         finally:
-            self.metrics.count_request(name, status)
-            self.metrics.observe_latency(name, verb, time.perf_counter() - started)
+            self.metrics.requests.labels(name, status).inc()
+            self.metrics.latency.labels(name, verb).observe(time.perf_counter() - started)
 
     def _status(self, name: str, version: int | None) -> Reply:
         """GetModelStatus. A label in the path is not looked at: every version is listed."""

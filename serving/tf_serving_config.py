@@ -53,11 +53,8 @@ class ModelSpec:
 
 
 def parse_model_server_config(text: str) -> Any:
-    """models.config's text as a ModelServerConfig message (no stubs: typed Any).
-
-    Raises:
-        ValueError: the text is not a ModelServerConfig with a model_config_list.
-    """
+    """models.config's text as a ModelServerConfig message (no stubs: typed Any), or
+    ValueError when it is not one with a model_config_list."""
     try:
         config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     except text_format.ParseError as exc:
@@ -68,11 +65,8 @@ def parse_model_server_config(text: str) -> Any:
 
 
 def parse_model_config(text: str, relative_to: Path | None = None) -> list[ModelSpec]:
-    """Parse a models.config. Relative base paths resolve against `relative_to`.
-
-    Raises:
-        ValueError: the text is not a ModelServerConfig with a model_config_list.
-    """
+    """Parse a models.config (ValueError if it does not). Relative base paths resolve
+    against `relative_to`."""
     config = parse_model_server_config(text)
     specs = []
     for entry in config.model_config_list.config:
@@ -95,9 +89,7 @@ def rewritten(text: str, name: str, versions: Collection[int], labels: Mapping[s
 
     protobuf's text format writes the whole file, so comments inside it are lost; the comment
     lines heading the file are kept, which is where serving/models.config keeps its own.
-
-    Raises:
-        ValueError: the text does not parse, or has no such model.
+    ValueError when the text does not parse, or has no such model.
     """
     config = parse_model_server_config(text)
     entries = [e for e in config.model_config_list.config if e.name == name]
@@ -129,9 +121,7 @@ def check_version_labels(
     label fails. --allow_version_labels_for_unavailable_models lifts this only for a
     label that is new or keeps its version; moving a label still needs its new version
     AVAILABLE, so requests to the label are never sent to a version still loading.
-
-    Raises:
-        LabelError: with TF Serving's message, naming the first label refused.
+    LabelError names the first label refused, in TF Serving's words.
     """
     for spec in specs:
         current = assigned.get(spec.name, {})
@@ -216,11 +206,7 @@ def _parse(path: Path, message_name: str) -> object:
 
 def read_batching_parameters(path: Path) -> BatchingParameters:
     """The batching file as TF Serving reads it: its defaults for absent fields, its
-    refusal of values it cannot run with (BatchingParameters.checked).
-
-    Raises:
-        ValueError: the file does not parse, or TF Serving would refuse it.
-    """
+    refusal (ValueError) of a file that does not parse or values it cannot run with."""
     proto: Any = _parse(path, "BatchingParameters")
     defaults = BatchingParameters()
 

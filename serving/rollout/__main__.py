@@ -20,64 +20,33 @@ DEFAULT_URL = "http://localhost:8501"
 REQUEST_TIMEOUT_S = 5.0
 
 
-def _add_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """The common options, accepted before or after the step's name."""
-
-    def default(value: object) -> object:
-        # Help texts name the defaults themselves: %(default)s would read SUPPRESS.
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=default(DEFAULT_CONFIG),
-        help=f"the models.config to edit (default: {DEFAULT_CONFIG})",
-    )
-    parser.add_argument("--model-name", default=default(MODEL_NAME))
-    parser.add_argument(
-        "--url",
-        action="append",
-        default=default(None),
-        help=f"REST address of a model server to check; repeat it for each process "
-        f"(default: {DEFAULT_URL})",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=default(DEFAULT_TIMEOUT_S),
-        help=f"seconds each wait for the servers may take (default: {DEFAULT_TIMEOUT_S})",
-    )
-    parser.add_argument(
-        "--interval",
-        type=float,
-        default=default(DEFAULT_INTERVAL_S),
-        help=f"seconds between two looks at the servers (default: {DEFAULT_INTERVAL_S})",
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true", default=default(False), help="print, do not write"
-    )
-    parser.add_argument(
-        "--after-write",
-        metavar="COMMAND",
-        default=default(None),
-        help="shell command run after each write, with the file's path in $MODELS_CONFIG "
-        "(e.g. to copy it into a Kubernetes ConfigMap)",
-    )
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    # The options are accepted before or after the step's name: the parsers share them
+    # without defaults (a step's copy would overwrite what came before it), added after.
+    options = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    option = options.add_argument
+    option("--config", type=Path, help=f"the models.config to edit (default: {DEFAULT_CONFIG})")
+    option("--model-name", help=f"default: {MODEL_NAME}")
+    option("--url", action="append", help="REST address of a model server to check; repeat it "
+           f"for each process (default: {DEFAULT_URL})")
+    option("--timeout", type=float,
+           help=f"seconds each wait for the servers may take (default: {DEFAULT_TIMEOUT_S})")
+    option("--interval", type=float,
+           help=f"seconds between two looks at the servers (default: {DEFAULT_INTERVAL_S})")
+    option("--dry-run", action="store_true", help="print, do not write")
+    option("--after-write", metavar="COMMAND",
+           help="shell command run after each write, with the file's path in $MODELS_CONFIG "
+           "(e.g. to copy it into a Kubernetes ConfigMap)")
     parser = argparse.ArgumentParser(
         prog="python -m serving.rollout",
         description="Carry a model version from published to stable by editing models.config "
         "in the order TF Serving accepts, checking the model servers at each step.",
+        parents=[options],
     )
-    _add_options(parser, suppress=False)
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
 
     def step(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = steps.add_parser(name, help=help_text, description=help_text)
-        _add_options(sub, suppress=True)
-        return sub
+        return steps.add_parser(name, help=help_text, description=help_text, parents=[options])
 
     step("status", "show the file's versions and labels and what each server serves")
     step("pin", "serve one version under both labels (before publishing a candidate)").add_argument(
@@ -91,9 +60,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--drop-label", action="store_true", help="remove the canary label instead"
     )
     step("retire", "unload every version no label points at")
-    args = parser.parse_args(argv)
-    args.url = args.url or [DEFAULT_URL]
-    return args
+    defaults = {
+        "config": DEFAULT_CONFIG,
+        "model_name": MODEL_NAME,
+        "url": [DEFAULT_URL],
+        "timeout": DEFAULT_TIMEOUT_S,
+        "interval": DEFAULT_INTERVAL_S,
+        "dry_run": False,
+        "after_write": None,
+    }
+    return argparse.Namespace(**{**defaults, **vars(parser.parse_args(argv))})
 
 
 def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | None = None) -> int:
@@ -109,25 +85,12 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.BaseTransport | 
             after_write=args.after_write,
         )
         try:
-            if args.step == "status":
-                return rollout.status()
-            if args.step == "pin":
-                rollout.pin(args.version)
-            elif args.step == "canary":
-                rollout.canary(args.version)
-            elif args.step == "promote":
-                rollout.promote()
-            elif args.step == "rollback":
-                rollout.rollback(drop_label=args.drop_label)
-            elif args.step == "retire":
-                rollout.retire()
-        except RolloutError as exc:
+            step = getattr(rollout, args.step)
+            options = {k: v for k, v in vars(args).items() if k in ("version", "drop_label")}
+            return step(**options) or 0
+        except (RolloutError, OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except (OSError, ValueError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    return 0
+            return 1 if isinstance(exc, RolloutError) else 2
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ class ModelServers:
         self.model_name = model_name
         self._client = client
 
-    def _get(self, url: str, path: str) -> tuple[int, dict[str, Any]]:
+    def _get(self, url: str, path: str, ok: tuple[int, ...] | None = (200, 404)) -> tuple[int, Any]:
+        """The status and JSON body; ServerError unless the status is one of `ok` (None: any)."""
         try:
             response = self._client.get(f"{url}/v1/models/{self.model_name}{path}")
             body = response.json()
@@ -46,6 +47,8 @@ class ModelServers:
             raise ServerError(f"{url} did not answer: {exc}") from exc
         if not isinstance(body, dict):
             raise ServerError(f"{url} answered {response.status_code} with {body!r}")
+        if ok is not None and response.status_code not in ok:
+            raise ServerError(f"{url} answered {response.status_code}: {body.get('error', body)}")
         return response.status_code, body
 
     def states(self, url: str) -> dict[int, VersionState]:
@@ -53,8 +56,6 @@ class ModelServers:
         status, body = self._get(url, "")
         if status == 404:
             return {}
-        if status != 200:
-            raise ServerError(f"{url} answered {status}: {body.get('error', body)}")
         return {
             int(entry["version"]): _version_state(entry)
             for entry in body.get("model_version_status", [])
@@ -65,8 +66,6 @@ class ModelServers:
         status, body = self._get(url, f"/versions/{version}")
         if status == 404:
             return NOT_LOADED
-        if status != 200:
-            raise ServerError(f"{url} answered {status}: {body.get('error', body)}")
         entries = body.get("model_version_status", [])
         return _version_state(entries[0]) if entries else NOT_LOADED
 
@@ -75,7 +74,7 @@ class ModelServers:
 
         The status API ignores labels; the metadata API resolves them.
         """
-        status, body = self._get(url, f"/labels/{label}/metadata")
+        status, body = self._get(url, f"/labels/{label}/metadata", ok=None)
         if status != 200:
             return str(body.get("error", f"HTTP {status}"))
         return int(body["model_spec"]["version"])

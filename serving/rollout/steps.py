@@ -56,18 +56,9 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 class Rollout:
-    """The steps of a canary rollout on one model of one models.config.
-
-    Args:
-        config_path: the models.config the model servers poll (or a copy that
-            `after_write` delivers to them).
-        servers: the REST APIs that must agree before the next step.
-        timeout_s: how long each wait for the servers may take.
-        interval_s: pause between two looks at the servers.
-        dry_run: print the files a step would write, write nothing, wait for nothing.
-        after_write: a shell command run after each write (e.g. one that copies the file
-            into a Kubernetes ConfigMap); it sees the file's path as $MODELS_CONFIG.
-    """
+    """The steps of a canary rollout on one model of one models.config (the file the
+    servers poll, or a copy `after_write` delivers to them). A dry run prints the files a
+    step would write, and writes and waits for nothing."""
 
     def __init__(
         self,
