@@ -20,11 +20,14 @@ from scipy import ndimage
 from scipy.sparse.csgraph import connected_components
 
 from contract import REFUSAL_BLANK, SPECK_MASS
-from gateway.digit_parts import EIGHT_CONNECTED, digit_mask, ink_box
+from gateway.digit_parts import EIGHT_CONNECTED, digit_mask
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import digit_image, normalise_digit, page_ink
 
 MAX_DIGITS = 20
+# The most candidate digits of one upload: what TF Serving takes in one request
+# (serving/batching.config's max_batch_size, the gateway's GATEWAY_MAX_BATCH).
+MAX_CANDIDATES = 64
 # Twice /predict's work size: ten digits in a row keep about 20 pixels of height each.
 READ_WORK_SIZE = 224
 # Parts sharing this much of the narrower one's columns are one digit, and so are parts that
@@ -47,8 +50,6 @@ ONE_WIDE = 1.8
 # are also tried cut at the TWO_CUTS columns of least ink.
 CUT_WINDOW = 0.3
 TWO_CUTS = 3
-# A cut's seam strays at most this share of the line's height from its column.
-SEAM_REACH = 0.15
 # The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
@@ -93,9 +94,12 @@ class _Group:
         return int(self.cols.stop - self.cols.start)
 
 
-def read_candidates(image: Image.Image, upload_scale: float = 1.0) -> Candidates:
-    """The candidate digits of a grayscale image, group by group, left to right; their boxes
-    in the pixels of an upload `upload_scale` times the image's size (a JPEG decoded smaller).
+def read_candidates(
+    image: Image.Image, most: int = MAX_CANDIDATES, upload_scale: float = 1.0
+) -> Candidates:
+    """The candidate digits of a grayscale image, group by group, left to right, at most
+    `most` of them (the model server's batch); their boxes in the pixels of an upload
+    `upload_scale` times the image's size (a JPEG decoded smaller).
 
     Raises:
         NoDigitFound: no digits (blank, noise, a texture, filled areas) or more than MAX_DIGITS.
@@ -111,19 +115,20 @@ def read_candidates(image: Image.Image, upload_scale: float = 1.0) -> Candidates
     if not groups:
         raise NoDigitFound(REFUSAL_BLANK)
     line = float(np.median([group.height for group in groups]))
-    ways = [_ways(group, line) for group in groups]
     lone = None
-    if len(groups) == 1 and len(ways[0][0]) == 1:
-        try:  # a lone digit: exactly as /predict reads it
+    if len(groups) == 1:
+        try:  # one digit as /predict reads it; else perhaps digits that touch
             lone = normalise_digit(image)
         except NoDigitFound:
-            if len(ways[0]) == 1:
+            if groups[0].width <= MAY_TOUCH * line:
                 raise
-            del ways[0][0]  # not one digit, but perhaps digits that touch
+    ways = [[[group]] if lone is not None else _ways(group, line) for group in groups]
+    if len(groups) == 1 and lone is None:
+        ways = [[way for way in ways[0] if len(way) > 1]]
+    while sum(len(way) for g in ways for way in g) > most and max(map(len, ways)) > 1:
+        max(ways, key=len).pop()  # the last ways of the most ambiguous group go first
     pieces = [piece for group_ways in ways for way in group_ways for piece in way]
-    images = np.stack([digit_image(ink[p.rows, p.cols], p.keep) for p in pieces])
-    if lone is not None:
-        images[0] = lone
+    images = [digit_image(ink[p.rows, p.cols], p.keep) for p in pieces]
     readings, start = [], 0
     for group_ways in ways:
         readings.append([list(range(start, start := start + len(way))) for way in group_ways])
@@ -138,7 +143,8 @@ def read_candidates(image: Image.Image, upload_scale: float = 1.0) -> Candidates
         )
         for p in pieces
     ]
-    return Candidates(images, boxes, np.array([p.width / line for p in pieces]), readings)
+    widths = np.array([p.width / line for p in pieces])
+    return Candidates(np.stack([lone] if lone is not None else images), boxes, widths, readings)
 
 
 def best_reading(candidates: Candidates, confidences: np.ndarray) -> list[int]:
@@ -211,7 +217,7 @@ def _ways(group: _Group, line: float) -> list[list[_Group]]:
     if group.width <= ONE_WIDE * line:
         counts.add(1)
     profile = group.keep.sum(axis=0).astype(np.float64)
-    ways = [_cut_at(group, _even_cuts(profile, count), line) for count in sorted(counts)]
+    ways = [_cut_at(group, _even_cuts(profile, count)) for count in sorted(counts)]
     inner = profile[margin : group.width - margin]
     lowest = [margin + int(c) for c in np.argsort(inner, kind="stable")]
     chosen: list[int] = []
@@ -220,7 +226,7 @@ def _ways(group: _Group, line: float) -> list[list[_Group]]:
             break
         if all(abs(column - other) >= margin for other in chosen):
             chosen.append(column)
-            ways.append(_cut_at(group, [column], line))
+            ways.append(_cut_at(group, [column]))
     return ways
 
 
@@ -233,53 +239,22 @@ def _even_cuts(profile: np.ndarray, count: int) -> list[int]:
         expected = j * pitch
         low = max(cuts[-1] + 1, round(expected - CUT_WINDOW * pitch))
         high = min(len(profile) - 1, round(expected + CUT_WINDOW * pitch))
+        if low > high:
+            break
         window = profile[low : high + 1] + 1e-3 * np.abs(np.arange(low, high + 1) - expected)
         cuts.append(low + int(np.argmin(window)))
     return cuts[1:]
 
 
-def _cut_at(group: _Group, cuts: list[int], line: float) -> list[_Group]:
-    """The group cut along a seam through each of these columns (its own, from 0), left to
-    right: the path from top to bottom, within SEAM_REACH of the line's height of the column,
-    that crosses the least ink, so that a cut between slanted or overlapping digits bends
-    round their strokes instead of slicing them."""
-    height, width = group.keep.shape
-    columns = np.arange(width)
-    edges = [np.zeros(height, int), *(_seam(group.keep, c, line) for c in cuts)]
-    edges.append(np.full(height, width))
+def _cut_at(group: _Group, cuts: list[int]) -> list[_Group]:
+    """The group cut at these columns (its own, from 0), left to right."""
+    edges = [0, *cuts, group.width]
     pieces = []
-    for left, right in zip(edges[:-1], edges[1:], strict=True):
-        keep = group.keep & (columns >= left[:, None]) & (columns < right[:, None])
-        box = ink_box(keep)
-        if box is not None:
-            rows, cols = box
-            pieces.append(
-                _Group(
-                    slice(group.rows.start + rows.start, group.rows.start + rows.stop),
-                    slice(group.cols.start + cols.start, group.cols.start + cols.stop),
-                    keep[box],
-                )
-            )
+    for start, stop in zip(edges[:-1], edges[1:], strict=True):
+        keep = group.keep[:, start:stop]
+        rows = np.flatnonzero(keep.any(axis=1))
+        if rows.size:
+            top, bottom = group.rows.start + rows[0], group.rows.start + rows[-1] + 1
+            cols = slice(group.cols.start + start, group.cols.start + stop)
+            pieces.append(_Group(slice(top, bottom), cols, keep[rows[0] : rows[-1] + 1]))
     return pieces
-
-
-def _seam(keep: np.ndarray, column: int, line: float) -> np.ndarray:
-    """Each row's first column right of the seam through `column` (dynamic programming: a
-    step of at most one column a row, the least ink crossed, the nearest to `column`)."""
-    height, width = keep.shape
-    reach = max(1, round(SEAM_REACH * line))
-    low, high = max(1, column - reach), min(width - 1, column + reach)
-    span = np.arange(low, high + 1)
-    cost = keep[:, low : high + 1] + 1e-3 * np.abs(span - column)
-    total = cost[0].copy()
-    step = np.zeros(cost.shape, int)
-    for row in range(1, height):
-        shifted = np.stack([np.roll(total, 1), total, np.roll(total, -1)])
-        shifted[0, 0] = shifted[2, -1] = np.inf
-        step[row] = np.argmin(shifted, axis=0) - 1
-        total = cost[row] + shifted.min(axis=0)
-    path = np.empty(height, int)
-    path[-1] = int(np.argmin(total))
-    for row in range(height - 1, 0, -1):
-        path[row - 1] = path[row] + step[row, path[row]]
-    return np.asarray(span[path])

@@ -3,6 +3,7 @@ model server with every candidate digit -> the number, left to right."""
 
 import io
 import math
+from functools import partial
 
 import numpy as np
 from fastapi import Request, Response
@@ -24,11 +25,11 @@ from gateway.uploads import read_form
 router = keyed_router("read")
 
 
-def _candidates(data: bytes, max_pixels: int) -> Candidates:
+def _candidates(data: bytes, max_pixels: int, most: int) -> Candidates:
     image = decode_digit_image(data, max_pixels, READ_WORK_SIZE)
     # A JPEG decodes at a fraction of its size: the boxes are in the upload's pixels.
     uploaded = Image.open(io.BytesIO(data)).size
-    return read_candidates(image, max(uploaded) / max(image.size))
+    return read_candidates(image, most, upload_scale=max(uploaded) / max(image.size))
 
 
 @router.post(
@@ -40,7 +41,9 @@ async def read(request: Request) -> Response:
     """Read a number: up to 20 digits in one row, left to right, in one call to the model."""
     asked = PredictParameters.of(request)
     upload = (await read_form(request, ReadForm)).file
-    candidates = await preprocessed(upload, asked.services, _candidates)
+    # Every candidate goes in one call: no more than the model server takes in one.
+    most = asked.services.settings.max_batch
+    candidates = await preprocessed(upload, asked.services, partial(_candidates, most=most))
     result = await asked.services.classifier.classify(
         candidates.images, asked.pin, asked.request_id
     )

@@ -3,7 +3,7 @@ on numbers drawn in code."""
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from bench.digits import draw_digit
 from contract import REFUSAL_BLANK
@@ -20,19 +20,25 @@ from gateway.reading import (
 HEIGHT = 100
 
 
-def written(digits: str, gap: int = 30, slope: float = 0.0, size: int = HEIGHT) -> Image.Image:
-    """Dark digits on white in a row, `gap` pixels apart, each `slope` pixels lower per pixel."""
+def written(
+    digits: str, gap: int | list[int] = 30, slope: float = 0.0, size: int = HEIGHT
+) -> Image.Image:
+    """Dark digits on white in a row, `gap` pixels apart (or the gaps between each pair; a
+    negative gap overlaps them), each `slope` pixels lower per pixel to the right."""
     inks = [
         draw_digit(int(d), size=size, stroke=3).crop(draw_digit(int(d), size=size).getbbox())
         for d in digits
     ]
-    width = sum(ink.width for ink in inks) + gap * (len(inks) + 1) + 40
+    gaps = gap if isinstance(gap, list) else [gap] * (len(inks) - 1)
+    width = sum(ink.width for ink in inks) + sum(max(g, 0) for g in gaps) + 100
     page = Image.new("L", (width, size * 2 + int(abs(slope) * width)), 0)
-    x = gap + 20
-    for ink in inks:
+    x = 50
+    for ink, after in zip(inks, [*gaps, 0], strict=True):
         y = size // 2 + int(slope * x) + (int(abs(slope) * width) if slope < 0 else 0)
-        page.paste(ink, (x, y))
-        x += ink.width + gap
+        layer = Image.new("L", page.size, 0)
+        layer.paste(ink, (x, y))
+        page = ImageChops.lighter(page, layer)
+        x += ink.width + after
     return Image.eval(page, lambda v: 255 - v)
 
 
@@ -96,19 +102,22 @@ def test_specks_between_digits_are_not_digits() -> None:
 
 
 def test_touching_digits_are_also_read_cut_apart_and_the_model_chooses() -> None:
-    image = written("00", gap=-8)  # the two zeros' ink overlaps
+    image = written("400", gap=[40, -8])  # the two zeros' ink overlaps
 
     candidates = read_candidates(image)
 
-    (ways,) = candidates.readings  # one group of ink...
+    _, ways = candidates.readings  # the zeros are one group of ink...
     assert 1 in [len(way) for way in ways]
     cuts = [way for way in ways if len(way) == 2]  # ...also read as two digits
     left, right = (candidates.boxes[i] for i in cuts[0])
     assert left[0] < right[0] and left[2] < right[2]
     confident = np.full(len(candidates.boxes), 0.99)
-    unsure_whole = np.where([len(w) == 1 for w in ways for _ in w], 0.3, 0.99)
-    assert len(best_reading(candidates, unsure_whole)) == 2
-    assert len(best_reading(candidates, confident)) < len(candidates.boxes)
+    unsure_whole = confident.copy()
+    unsure_whole[ways[0]] = 0.3
+    assert len(best_reading(candidates, unsure_whole)) == 3
+    unsure_cuts = np.full(len(candidates.boxes), 0.5)
+    unsure_cuts[[candidates.readings[0][0][0], ways[0][0]]] = 0.999
+    assert len(best_reading(candidates, unsure_cuts)) == 2
 
 
 def test_a_lone_digit_is_normalised_exactly_as_predict_normalises_it() -> None:
@@ -144,3 +153,13 @@ def test_several_unsure_digits_are_not_a_number_but_a_lone_digit_is_answered() -
         best_reading(several, np.full(len(several.boxes), 0.6))
     assert refused.value.detail == REFUSAL_UNCLEAR
     assert best_reading(lone, np.full(len(lone.boxes), 0.2)) == [0]
+
+
+def test_candidates_never_exceed_what_the_model_server_takes_in_one_call() -> None:
+    image = written("0000000000", gap=-6, size=60)  # one long group: many ways to cut it
+
+    everything = read_candidates(image)
+    capped = read_candidates(image, most=12)
+
+    assert len(everything.boxes) > 12 >= len(capped.boxes) == len(capped.images)
+    assert all(ways for ways in capped.readings)  # each group keeps a reading
