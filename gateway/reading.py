@@ -39,9 +39,13 @@ SMALL = 0.4
 # ...and no more than NEAR_ROWS of the taller one's height apart (a speck above a digit is not
 # part of it).
 NEAR_ROWS = 0.25
+# Groups shorter than MIN_HEIGHT of the line (the median height of those with HEAVY of the
+# heaviest's ink) are not digits.
+MIN_HEIGHT = 0.5
+HEAVY = 0.3
 # A group wider than this share of the line's height may be digits that touch: it is also
 # read cut into as many pieces as fit, each at least MIN_PIECE of the line's height wide.
-MAY_TOUCH = 0.6
+MAY_TOUCH = 1.0
 MIN_PIECE = 0.25
 # Digits are about DIGIT_WIDTH of the line's height wide; none is wider than ONE_WIDE.
 DIGIT_WIDTH = 0.65
@@ -53,7 +57,7 @@ TWO_CUTS = 3
 # The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
-WIDE_COST = 1.0
+WIDE_COST = 0.5
 # Several digits less likely than this to be all right are not a number (a line of text reads
 # as digits, each unsure). Tuned on the train split's numbers and text lines.
 MIN_NUMBER_CONFIDENCE = 0.5
@@ -194,13 +198,20 @@ def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
     together = stacked | (near & (columns >= SHARED_COLUMNS * narrower))
     _, owner = connected_components(together, directed=False)
     group_mass = np.bincount(owner, weights=mass)
-    typical = np.median(group_mass[group_mass >= SPECK_MASS * group_mass.max()])
+    heavy = group_mass >= SPECK_MASS * group_mass.max()
+    typical = np.median(group_mass[heavy])
     groups = []
     for g in np.flatnonzero(group_mass >= SPECK_MASS * typical):
         members = np.flatnonzero(owner == g)
         ys = slice(int(top[members].min()), int(bottom[members].max()))
         xs = slice(int(left[members].min()), int(right[members].max()))
         groups.append(_Group(ys, xs, np.isin(labels[ys, xs], members + 1)))
+    # Digits of one number are about as tall: shorter marks are dashes, bits of ruled lines.
+    masses = np.array([float(ink[g.rows, g.cols][g.keep].sum()) for g in groups])
+    line = np.median(
+        [g.height for g, m in zip(groups, masses, strict=True) if m >= HEAVY * masses.max()]
+    )
+    groups = [group for group in groups if group.height >= MIN_HEIGHT * line]
     return sorted(groups, key=lambda group: group.cols.start + group.cols.stop)
 
 
