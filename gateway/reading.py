@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from scipy.sparse.csgraph import connected_components
 
 from contract import REFUSAL_BLANK, SPECK_MASS
 from gateway.digit_parts import EIGHT_CONNECTED, digit_mask
@@ -45,7 +44,7 @@ MIN_HEIGHT = 0.5
 HEAVY = 0.3
 # A group wider than this share of the line's height may be digits that touch: it is also
 # read cut into as many pieces as fit, each at least MIN_PIECE of the line's height wide.
-MAY_TOUCH = 1.0
+MAY_TOUCH = 1.2
 MIN_PIECE = 0.25
 # Digits are about DIGIT_WIDTH of the line's height wide; none is wider than ONE_WIDE.
 DIGIT_WIDTH = 0.65
@@ -53,7 +52,7 @@ ONE_WIDE = 1.8
 # A cut lies within this share of a piece's width of where equal widths put it; two digits
 # are also tried cut at the TWO_CUTS columns of least ink.
 CUT_WINDOW = 0.3
-TWO_CUTS = 3
+TWO_CUTS = 1
 # The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
@@ -196,7 +195,7 @@ def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
         (columns > 0) & near & ((rows <= STACKED_ROWS * shorter) | (shorter <= SMALL * taller))
     )
     together = stacked | (near & (columns >= SHARED_COLUMNS * narrower))
-    _, owner = connected_components(together, directed=False)
+    owner = _components(together)
     group_mass = np.bincount(owner, weights=mass)
     heavy = group_mass >= SPECK_MASS * group_mass.max()
     typical = np.median(group_mass[heavy])
@@ -213,6 +212,17 @@ def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
     )
     groups = [group for group in groups if group.height >= MIN_HEIGHT * line]
     return sorted(groups, key=lambda group: group.cols.start + group.cols.stop)
+
+
+def _components(linked: np.ndarray) -> np.ndarray:
+    """Each part's group (the index of its first member) under the symmetric relation
+    `linked`: squared until closed (a handful of parts: cheaper than a graph library's checks)."""
+    reach = (linked | np.eye(len(linked), dtype=bool)).astype(np.float32)
+    while True:
+        grown = (reach @ reach > 0).astype(np.float32)
+        if np.array_equal(grown, reach):
+            return np.asarray(reach.argmax(axis=1))
+        reach = grown
 
 
 def _ways(group: _Group, line: float) -> list[list[_Group]]:
