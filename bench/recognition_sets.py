@@ -75,10 +75,25 @@ def _ink_somewhere(
     return ink, (_margin(rng, size[0] - ink.width), _margin(rng, size[1] - ink.height))
 
 
-def canvas_bold(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A thick marker across most of a 280x280 canvas, dark on white."""
-    ink, at = _ink_somewhere(digit, rng, (170, 250), (0.02, 0.045), (280, 280))
-    return _on_canvas(ink, (280, 280), at)
+def _drawn(
+    heights: tuple[int, int],
+    bolds: tuple[float, float],
+    side: int,
+    dark_on_light: bool,
+    digit: np.ndarray,
+    rng: np.random.Generator,
+) -> Image.Image:
+    """The digit drawn at a random height, boldness and place on a `side`-pixel square."""
+    ink, at = _ink_somewhere(digit, rng, heights, bolds, (side, side))
+    return _on_canvas(ink, (side, side), at, dark_on_light)
+
+
+# A thick marker across most of a 280x280 canvas, dark on white.
+canvas_bold = partial(_drawn, (170, 250), (0.02, 0.045), 280, True)
+# A small digit on a big page: 8-14% of a 400x400 page's height.
+tiny = partial(_drawn, (32, 56), (0, 0.03), 400, True)
+# Thick white strokes on black, as dark-mode drawing apps export them.
+white_on_black_marker = partial(_drawn, (150, 240), (0.025, 0.05), 280, False)
 
 
 def canvas_transparent(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -100,12 +115,6 @@ def frame_filling(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return _on_canvas(ink, (ink.width + 2 * pad, ink.height + 2 * pad), (pad, pad))
 
 
-def tiny(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """A small digit on a big page: 8-14% of a 400x400 page's height."""
-    ink, at = _ink_somewhere(digit, rng, (32, 56), (0, 0.03), (400, 400))
-    return _on_canvas(ink, (400, 400), at)
-
-
 def off_centre(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A third-of-the-page digit pushed into a corner of a landscape page."""
     height = int(rng.integers(80, 130))
@@ -113,12 +122,6 @@ def off_centre(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     x = int(rng.choice([rng.integers(0, 20), 400 - ink.width - rng.integers(0, 20)]))
     y = int(rng.choice([rng.integers(0, 20), 300 - ink.height - rng.integers(0, 20)]))
     return _on_canvas(ink, (400, 300), (max(0, x), max(0, y)))
-
-
-def white_on_black_marker(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Thick white strokes on black, as dark-mode drawing apps export them."""
-    ink, at = _ink_somewhere(digit, rng, (150, 240), (0.025, 0.05), (280, 280))
-    return _on_canvas(ink, (280, 280), at, dark_on_light=False)
 
 
 def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -682,24 +685,11 @@ def _row(
     return _tight(canvas)
 
 
-def _fit(ink: Image.Image, width: int, height: int) -> Image.Image:
-    """`ink` made smaller, if need be, to fit in width x height."""
-    scale = min(1.0, width / ink.width, height / ink.height)
-    size = (max(1, int(ink.width * scale)), max(1, int(ink.height * scale)))
-    return ink if scale == 1 else ink.resize(size, Image.Resampling.BICUBIC)
-
-
-def number_canvas(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
+def number_canvas(
+    digits: list[np.ndarray], rng: np.random.Generator, touching: bool = False
+) -> Image.Image:
     """A number drawn on a canvas, dark on white, its digits 40-160 px tall."""
-    return _row_on_canvas(_row(digits, rng, int(rng.integers(40, 160))), rng)
-
-
-def touching_canvas(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
-    """A number drawn on a canvas in which two neighbouring digits touch or overlap a little."""
-    return _row_on_canvas(_row(digits, rng, int(rng.integers(40, 160)), touching=True), rng)
-
-
-def _row_on_canvas(ink: Image.Image, rng: np.random.Generator) -> Image.Image:
+    ink = _row(digits, rng, int(rng.integers(40, 160)), touching)
     pad = rng.integers(8, 60, 4)
     size = (ink.width + int(pad[0] + pad[1]), ink.height + int(pad[2] + pad[3]))
     return _on_canvas(ink, size, (int(pad[0]), int(pad[2])))
@@ -719,7 +709,9 @@ def _row_within(
     """The number about `height` tall, or lower where its digits would not fit in `room`
     (width, height): written smaller, so that its gaps stay a few pixels or more."""
     ink = _row(digits, rng, min(height, round(room[0] / (1.3 * len(digits)))))
-    return _fit(ink, *room)  # the rare row that is still too wide
+    scale = min(1.0, room[0] / ink.width, room[1] / ink.height)  # the rare row still too wide
+    size = (max(1, int(ink.width * scale)), max(1, int(ink.height * scale)))
+    return ink if scale == 1 else ink.resize(size, Image.Resampling.BICUBIC)
 
 
 def number_on_ruled_paper(digits: list[np.ndarray], rng: np.random.Generator) -> Image.Image:
@@ -752,7 +744,7 @@ def number_with_stray_marks(digits: list[np.ndarray], rng: np.random.Generator) 
 NUMBERS: dict[str, tuple[RowMaker, tuple[int, int]]] = {  # maker, fewest and most digits
     "row": (number_canvas, (2, 6)),
     "long-row": (number_canvas, (7, 10)),
-    "touching": (touching_canvas, (2, 6)),
+    "touching": (partial(number_canvas, touching=True), (2, 6)),
     "ruled": (number_on_ruled_paper, (2, 6)),
     "shadow": (number_in_shadow, (2, 6)),
     "note": (number_on_note, (2, 6)),
