@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.digits import uploads
 from bench.loadgen import MULTIPART, multipart, run_load
-from scripts.services import ROOT, gateway_command, model_server_command, model_url, start, stop
+from scripts.services import ROOT, loopback, quiet_stack
 
 GATEWAY_WORKERS = 2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -84,25 +84,6 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / CLOCK_TICKS
-
-
-def start_stack(
-    root: Path, model_dir: Path, port: int, processes: list[subprocess.Popen[bytes]]
-) -> Stack:
-    """The model server and the gateway of the checkout at `root`, on `port` and `port + 1`
-    (each appended to `processes` at once, so that a later failure still stops it)."""
-    serving_url = f"http://127.0.0.1:{port}"
-    quiet = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = model_server_command(model_dir, port, "--log-level", "warning")
-    usage = subprocess.run([*command[:3], "--help"], cwd=root, capture_output=True, text=True)
-    if "--enable-batching" not in usage.stdout:
-        command.remove("--enable-batching")  # older servers batched on the file alone
-    processes.append(start(command, model_url(serving_url), quiet, quiet=True, cwd=root))
-    gateway_url = f"http://127.0.0.1:{port + 1}"
-    command = gateway_command(port + 1, "--workers", str(GATEWAY_WORKERS), "--log-level", "warning")
-    env = {"GATEWAY_TF_SERVING_URL": serving_url}
-    processes.append(start(command, f"{gateway_url}/readyz", env, quiet=True, cwd=root))
-    return Stack(root, gateway_url, processes[-1], processes[-2])
 
 
 def measure(stack: Stack, png: bytes, concurrency: int, seconds: float) -> dict[str, float]:
@@ -167,16 +148,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     png = uploads()[0][1]  # a 280x280 PNG canvas drawing
-    processes: list[subprocess.Popen[bytes]] = []
     with contextlib.ExitStack() as cleanup:
         roots = {"this": ROOT}
         if args.before:
             roots = {"before": cleanup.enter_context(checkout(args.before)), **roots}
-        cleanup.callback(stop, processes)  # before the checkout goes
-        stacks = {
-            name: start_stack(root, args.model_dir.resolve(), 18811 + 10 * index, processes)
-            for index, (name, root) in enumerate(roots.items())
-        }
+        stacks = {}
+        for index, (name, root) in enumerate(roots.items()):
+            port = 18811 + 10 * index
+            servers = quiet_stack(args.model_dir.resolve(), port, port + 1, root, GATEWAY_WORKERS)
+            model_server, gateway = cleanup.enter_context(servers)  # before the checkout goes
+            stacks[name] = Stack(root, loopback(port + 1), gateway, model_server)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in stacks}
         for round_ in range(args.rounds):
             # Turns swap every round, so that a drift of the machine's speed favours neither.

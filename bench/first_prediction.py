@@ -16,11 +16,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.compare import start_stack
 from bench.digits import uploads
 from bench.loadgen import MULTIPART, Load, multipart, run_load
 from contract import MODEL_NAME
-from scripts.services import ROOT, stop, until
+from scripts.services import ROOT, quiet_stack, until
 
 SERVING_PORT, GATEWAY_PORT = 18801, 18802
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
@@ -76,12 +75,9 @@ def main() -> int:
         stack.send_signal(signal.SIGINT)
         stack.wait(timeout=60)
 
-    processes: list[subprocess.Popen[bytes]] = []
-    try:  # the same stack, nothing training: the model server and the gateway (2 workers)
-        start_stack(ROOT, models, SERVING_PORT, processes)
+    # The same stack, nothing training: the model server and the gateway (2 workers).
+    with quiet_stack(models, SERVING_PORT, GATEWAY_PORT, workers=2):
         idle = latency(args.seconds)
-    finally:
-        stop(processes)
 
     print(f"\nFirst minutes of the local stack, {os.cpu_count()} cores")
     print(f"time from start (no model) to the first answered /predict: {until_first:.0f} s\n")

@@ -222,7 +222,7 @@ def main() -> int:
     print(f"{len(uploads)} uploads made", flush=True)
 
     gateway_url = loopback(args.gateway_port)
-    with quiet_stack(args.model_dir, args.serving_port, args.gateway_port) as gateway:
+    with quiet_stack(args.model_dir, args.serving_port, args.gateway_port) as (_, gateway):
         reads, predictions, errors = asyncio.run(read_all(uploads, gateway_url))
         cpu = cpu_per_request(gateway.pid, gateway_url, six.data)
 

@@ -144,18 +144,21 @@ def loopback(port: int) -> str:
 
 @contextlib.contextmanager
 def quiet_stack(
-    model_dir: Path, serving_port: int, gateway_port: int, cwd: Path | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """The local model server on `model_dir` and a gateway in front of it, on loopback ports
-    and with their output silenced, as the benchmarks measure them (from the checkout `cwd`);
-    yields the gateway's process once it is ready, and stops both on exit."""
+    model_dir: Path, serving_port: int, gateway_port: int, cwd: Path | None = None, workers: int = 1
+) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """The local model server on `model_dir` and a gateway of `workers` processes in front of
+    it, on loopback ports and with their output silenced, as the benchmarks measure them (from
+    the checkout `cwd`); yields both processes once ready, and stops them on exit."""
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "GATEWAY_TF_SERVING_URL": loopback(serving_port)}
     command = model_server_command(model_dir, serving_port, "--log-level", "warning")
+    usage = subprocess.run([*command[:3], "--help"], cwd=cwd or ROOT, capture_output=True)
+    if b"--enable-batching" not in usage.stdout:
+        command.remove("--enable-batching")  # older servers batched on the file alone
     processes = [start(command, model_url(loopback(serving_port)), env, quiet=True, cwd=cwd)]
     try:
-        command = gateway_command(gateway_port, "--log-level", "warning")
+        command = gateway_command(gateway_port, "--workers", str(workers), "--log-level", "warning")
         ready = f"{loopback(gateway_port)}/readyz"
-        processes.append(start(command, ready, env, timeout_s=60, quiet=True, cwd=cwd))
-        yield processes[-1]
+        processes.append(start(command, ready, env, quiet=True, cwd=cwd))
+        yield processes[0], processes[1]
     finally:
         stop(processes)
