@@ -429,12 +429,6 @@ def _encoded(kind: str, image: Image.Image, quality: int = 85) -> bytes:
     return encode(image)
 
 
-def legible_uploads(
-    images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
-) -> Iterator[Upload]:
-    return _one_digit_each(LEGIBLE, images, labels, per_kind, seed)
-
-
 def _one_digit_each(
     makers: dict[str, Maker], images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
 ) -> Iterator[Upload]:
@@ -444,6 +438,9 @@ def _one_digit_each(
         for index in picks:
             image = make(images[index], rng)
             yield Upload(kind, _encoded(kind, image, int(rng.integers(70, 92))), int(labels[index]))
+
+
+legible_uploads = partial(_one_digit_each, LEGIBLE)
 
 
 def other_writers() -> Iterator[Upload]:
@@ -598,34 +595,29 @@ def several_digits(images: np.ndarray, rng: np.random.Generator) -> Image.Image:
     return Image.eval(canvas, lambda v: 255 - v)
 
 
-def shadow_without_digit(rng: np.random.Generator) -> Image.Image:
-    return _photo(_shadow(_paper(rng), rng), rng)
-
-
-def note_without_digit(rng: np.random.Generator) -> Image.Image:
-    return _photo(_note_on_desk(rng)[0], rng)
-
-
 def empty_form_box(rng: np.random.Generator) -> Image.Image:
     inner = (int(rng.integers(60, 200)), int(rng.integers(60, 200)))
     return _photo(_form_box(rng, inner)[0], rng)
 
 
+REFUSABLE: dict[str, Callable[[np.random.Generator], Image.Image]] = {
+    "blank": blank,
+    "near-blank": near_blank,
+    "sensor-noise": sensor_noise,
+    "filled-shape": filled_shape,
+    "texture": texture,
+    "paper-no-digit": paper_without_digit,
+    "text-line": text_line,
+    "shadow-no-digit": lambda rng: _photo(_shadow(_paper(rng), rng), rng),
+    "note-no-digit": lambda rng: _photo(_note_on_desk(rng)[0], rng),
+    "empty-form-box": empty_form_box,
+}
+
+
 def refusable_uploads(images: np.ndarray, per_kind: int, seed: int) -> Iterator[Upload]:
-    makers: dict[str, Callable[[np.random.Generator], Image.Image]] = {
-        "blank": blank,
-        "near-blank": near_blank,
-        "sensor-noise": sensor_noise,
-        "filled-shape": filled_shape,
-        "texture": texture,
-        "paper-no-digit": paper_without_digit,
-        "several-digits": partial(several_digits, images),
-        "text-line": text_line,
-        "shadow-no-digit": shadow_without_digit,
-        "note-no-digit": note_without_digit,
-        "empty-form-box": empty_form_box,
-    }
-    return _refusable(makers, per_kind, seed + 100)
+    makers = list(REFUSABLE.items())  # each kind's seed follows from its place in this order
+    makers.insert(6, ("several-digits", partial(several_digits, images)))
+    return _refusable(dict(makers), per_kind, seed + 100)
 
 
 def _refusable(
@@ -751,13 +743,9 @@ NUMBERS: dict[str, tuple[RowMaker, tuple[int, int]]] = {  # maker, fewest and mo
     "stray": (number_with_stray_marks, (2, 6)),
 }
 ONE_DIGIT: dict[str, Maker] = {"one-canvas": canvas_bold, "one-photo": paper_photo}
-NOT_NUMBERS: dict[str, Callable[[np.random.Generator], Image.Image]] = {
-    "text-line": text_line,
-    "blank": blank,
-    "texture": texture,
-    "paper-no-digit": paper_without_digit,
-    "shadow-no-digit": shadow_without_digit,
-    "note-no-digit": note_without_digit,
+NOT_NUMBERS = {
+    kind: REFUSABLE[kind]
+    for kind in "text-line blank texture paper-no-digit shadow-no-digit note-no-digit".split()
 }
 JPEG_KINDS |= {"ruled", "shadow", "note", "stray", "one-photo"}
 
