@@ -41,20 +41,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     models = Path(tempfile.mkdtemp(prefix="first-prediction-")) / MODEL_NAME
+    command = [sys.executable, "-m", "scripts.local_stack", "--data", args.data]
+    command += ["--model-dir", str(models), "--serving-port", str(SERVING_PORT)]
     stack = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scripts.local_stack",
-            "--data",
-            args.data,
-            "--model-dir",
-            str(models),
-            "--serving-port",
-            str(SERVING_PORT),
-            "--gateway-port",
-            str(GATEWAY_PORT),
-        ],
+        [*command, "--gateway-port", str(GATEWAY_PORT)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},

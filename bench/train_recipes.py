@@ -1,12 +1,10 @@
 """Train recipes on the real MNIST, one after another, and print accuracy, time and ratios.
 
-    python -m bench.train_recipes --data mnist.npz [--arch quick default] [--runs 1] [--keep DIR]
+    python -m bench.train_recipes --data mnist.npz [--arch quick default] [--runs 1]
 
 Each run is a fresh `python -m training` process (TensorFlow import, data load, redrawing,
-training, evaluation and export all counted), publishing into a temporary folder, or into
---keep (where the last recipe's model is the newest version, the one a model server on that
-folder serves). The recipes run in one invocation so that their ratios come from one machine
-state.
+training, evaluation and export all counted), publishing into a temporary folder. The recipes
+run in one invocation so that their ratios come from one machine state.
 """
 
 import argparse
@@ -25,6 +23,8 @@ from contract import model_card_path
 from scripts.services import ROOT
 from training.recipes import ARCHITECTURES
 from training.versions import next_version
+
+SEED = 42  # the first run's; each further run of a recipe the next
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,10 @@ def children_cpu_s() -> float:
 def train(arch: str, seed: int, data: str, models: Path) -> Run:
     version = models / str(next_version(models))
     cpu_before, started = children_cpu_s(), time.monotonic()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "training",
-            "--data",
-            data,
-            "--model-dir",
-            str(models),
-            "--arch",
-            arch,
-            "--seed",
-            str(seed),
-            "--min-accuracy",
-            "0",
-        ],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    command = [sys.executable, "-m", "training", "--data", data, "--model-dir", str(models)]
+    command += ["--arch", arch, "--seed", str(seed), "--min-accuracy", "0"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run(command, cwd=ROOT, check=True, env=env)
     wall, cpu = time.monotonic() - started, children_cpu_s() - cpu_before
     card = json.loads(model_card_path(version).read_text())
     return Run(arch, seed, card["test_accuracy"], card["training_duration_s"], wall, cpu)
@@ -94,16 +78,13 @@ def main() -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--arch", nargs="+", choices=ARCHITECTURES, default=["quick", "default"])
     parser.add_argument("--runs", type=int, default=1, help="runs per recipe, seeds counting up")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--keep", type=Path, help="publish here and keep the models")
     args = parser.parse_args()
 
     runs = []
     with tempfile.TemporaryDirectory() as scratch:
-        models = args.keep or Path(scratch)
         for arch in args.arch:
             for run in range(args.runs):
-                runs.append(train(arch, args.seed + run, args.data, models))
+                runs.append(train(arch, SEED + run, args.data, Path(scratch)))
                 print_table(runs)
     return 0
 

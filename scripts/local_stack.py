@@ -109,26 +109,14 @@ def main() -> int:
 
         print(f"==> Starting the model server on :{args.serving_port}", flush=True)
         serving_url = f"http://127.0.0.1:{args.serving_port}"
-        processes.append(
-            start(
-                model_server_command(args.model_dir, args.serving_port),
-                model_url(serving_url),
-            )
-        )
+        command = model_server_command(args.model_dir, args.serving_port)
+        processes.append(start(command, model_url(serving_url)))
         print(f"==> Starting the gateway on :{args.gateway_port}", flush=True)
         gateway_url = f"http://127.0.0.1:{args.gateway_port}"
-        env = {
-            "GATEWAY_TF_SERVING_URL": serving_url,
-            "GATEWAY_MODEL_BASE_PATH": str(args.model_dir),
-        }
-        processes.append(
-            start(
-                gateway_command(args.gateway_port, "--workers", str(args.gateway_workers)),
-                f"{gateway_url}/readyz",
-                env,
-                timeout_s=60,
-            )
-        )
+        env = {"GATEWAY_TF_SERVING_URL": serving_url}
+        env["GATEWAY_MODEL_BASE_PATH"] = str(args.model_dir)
+        command = gateway_command(args.gateway_port, "--workers", str(args.gateway_workers))
+        processes.append(start(command, f"{gateway_url}/readyz", env, timeout_s=60))
 
         log_path = args.model_dir.parent / "training.log"
         if FULL not in published_recipes(args.model_dir).values():
