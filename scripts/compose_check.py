@@ -9,7 +9,6 @@ Each check prints its figure; the first that fails stops the run with the servic
 
 import argparse
 import base64
-import io
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.digits import encode
 from scripts.services import until
 
 PROJECT = "mnist-compose-check"
@@ -56,9 +56,7 @@ def gateway_ready() -> bool:
 
 
 def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
+    return encode(Image.fromarray(pixels))
 
 
 def predict(client: httpx.Client, data: bytes, **headers: str) -> httpx.Response:
