@@ -99,18 +99,13 @@ def start(
     that exits or never answers is stopped and reported, with the end of its log.
     """
     with contextlib.ExitStack() as files:
-        stdout: int | IO[bytes] | None
-        stderr: int | IO[bytes] | None
+        stdout: int | IO[bytes] | None = subprocess.DEVNULL if quiet else None
+        stderr = stdout
         if log is not None:
             stdout, stderr = files.enter_context(log.open("ab")), subprocess.STDOUT
-        else:
-            stdout = stderr = subprocess.DEVNULL if quiet else None
+        environment = {**os.environ, **(env or {})}
         process = subprocess.Popen(
-            command,
-            cwd=cwd or ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=stdout,
-            stderr=stderr,
+            command, cwd=cwd or ROOT, env=environment, stdout=stdout, stderr=stderr
         )
     try:
         ready = f"{health_url} answers 200"
