@@ -4,14 +4,8 @@ latency, the gateway's and the model server's CPU per request, the gateway's pre
     python -m bench.compare --model-dir models/mnist [--before REV|DIR] [--rounds 2]
         [--seconds 10] [--concurrency 32]
 
-Each checkout runs its own local model server (the same model) and its gateway with 2
-workers, as `make run` starts it; the load is 280x280 PNG uploads to /predict. With
---before, commit REV is checked out with `git worktree add` into a temporary folder (or DIR,
-a checkout, is used as it is), the two take turns for --rounds rounds, and the ratios this /
-before of the medians are printed. CPU is each server's own (its process tree's user +
-system time, from /proc) divided by the uploads answered; the load generator shares the
-machine's cores. Preprocessing is the median time of one upload's decoding and normalising,
-in one process.
+docs/benchmarks.md says how: REV is checked out in a temporary worktree (DIR, a checkout, is
+used as it is); CPU is each server's process tree's, from /proc, per upload answered.
 """
 
 import argparse
