@@ -5,11 +5,12 @@ so that each of many digits keeps its pixels), and what is not ink of digits is 
 /predict (gateway.digit_parts.digit_mask: boxes, shadows' and desks' edges, textures). The
 remaining 8-connected parts are grouped into digits: parts that share their columns belong to
 one digit (a 5's flag, a 4's detached stroke, a broken pen line, a dot over a 1); light parts
-of their own are specks and go. A group too wide for one digit is digits that touch, cut where
-its column profile holds the least ink; since a wide digit (a flat 2, a sprawling 0) looks
-the same, each wide group is sent both whole and cut into two or three, and the model's
-confidences choose (gateway.reading.best_reading), all in the one call. Each digit is
-normalised as /predict normalises one; a lone digit is exactly /predict's.
+of their own are specks and go, and so do marks much shorter than the line (dashes, bits of
+ruled lines). A group too wide for one digit may be digits that touch, cut where its column
+profile holds the least ink; since a wide digit (a flat 2, a sprawling 0) looks the same, each
+wide group is sent both whole and cut, and the model's confidences choose (best_reading), all
+in the one call. Each digit is normalised as /predict normalises one; a lone digit that
+/predict would read is read exactly as /predict reads it.
 """
 
 from dataclasses import dataclass
