@@ -5,11 +5,12 @@ so that each of many digits keeps its pixels), and what is not ink of digits is 
 /predict (gateway.digit_parts.digit_mask: boxes, shadows' and desks' edges, textures). The
 remaining 8-connected parts are grouped into digits: parts that share their columns belong to
 one digit (a 5's flag, a 4's detached stroke, a broken pen line, a dot over a 1); light parts
-of their own are specks and go. A group too wide for one digit is digits that touch, cut where
-its column profile holds the least ink; since a wide digit (a flat 2, a sprawling 0) looks
-the same, each wide group is sent both whole and cut into two or three, and the model's
-confidences choose (gateway.reading.best_reading), all in the one call. Each digit is
-normalised as /predict normalises one; a lone digit is exactly /predict's.
+of their own are specks and go, and so do marks much shorter than the line (dashes, bits of
+ruled lines). A group too wide for one digit may be digits that touch, cut where its column
+profile holds the least ink; since a wide digit (a flat 2, a sprawling 0) looks the same, each
+wide group is sent both whole and cut, and the model's confidences choose (best_reading), all
+in the one call. Each digit is normalised as /predict normalises one; a lone digit that
+/predict would read is read exactly as /predict reads it.
 """
 
 from dataclasses import dataclass
@@ -49,10 +50,8 @@ MIN_PIECE = 0.25
 # Digits are about DIGIT_WIDTH of the line's height wide; none is wider than ONE_WIDE.
 DIGIT_WIDTH = 0.65
 ONE_WIDE = 1.8
-# A cut lies within this share of a piece's width of where equal widths put it; two digits
-# are also tried cut at the TWO_CUTS columns of least ink.
+# A cut lies within this share of a piece's width of where equal widths put it.
 CUT_WINDOW = 0.3
-TWO_CUTS = 1
 # The log-odds a reading with one more digit must win by (cuts in a wide digit read well too),
 # and what each line's height of a digit's width beyond the line's height costs.
 CUT_COST = 0.25
@@ -226,9 +225,9 @@ def _components(linked: np.ndarray) -> np.ndarray:
 
 
 def _ways(group: _Group, line: float) -> list[list[_Group]]:
-    """The ways a group may be read: whole, and cut into about as many digits as fit at
-    DIGIT_WIDTH each, at the columns of least ink near equal widths; two digits also at each
-    of the TWO_CUTS columns of least ink (a 1 touching an 8 is not cut in the middle)."""
+    """The ways a group may be read: whole, cut into about as many digits as fit at
+    DIGIT_WIDTH each at the columns of least ink near equal widths, and cut in two at its
+    column of least ink (a 1 touching an 8 is not cut in the middle)."""
     if group.width <= MAY_TOUCH * line:
         return [[group]]
     margin = max(1, round(MIN_PIECE * line))
@@ -240,14 +239,8 @@ def _ways(group: _Group, line: float) -> list[list[_Group]]:
     profile = group.keep.sum(axis=0).astype(np.float64)
     ways = [_cut_at(group, _even_cuts(profile, count)) for count in sorted(counts)]
     inner = profile[margin : group.width - margin]
-    lowest = [margin + int(c) for c in np.argsort(inner, kind="stable")]
-    chosen: list[int] = []
-    for column in lowest:
-        if len(chosen) == TWO_CUTS:
-            break
-        if all(abs(column - other) >= margin for other in chosen):
-            chosen.append(column)
-            ways.append(_cut_at(group, [column]))
+    if inner.size:
+        ways.append(_cut_at(group, [margin + int(np.argmin(inner))]))
     return ways
 
 
@@ -272,10 +265,10 @@ def _cut_at(group: _Group, cuts: list[int]) -> list[_Group]:
     edges = [0, *cuts, group.width]
     pieces = []
     for start, stop in zip(edges[:-1], edges[1:], strict=True):
-        keep = group.keep[:, start:stop]
-        rows = np.flatnonzero(keep.any(axis=1))
+        rows = np.flatnonzero(group.keep[:, start:stop].any(axis=1))
         if rows.size:
             top, bottom = group.rows.start + rows[0], group.rows.start + rows[-1] + 1
             cols = slice(group.cols.start + start, group.cols.start + stop)
-            pieces.append(_Group(slice(top, bottom), cols, keep[rows[0] : rows[-1] + 1]))
+            keep = group.keep[rows[0] : rows[-1] + 1, start:stop]
+            pieces.append(_Group(slice(top, bottom), cols, keep))
     return pieces

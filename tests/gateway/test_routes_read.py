@@ -38,6 +38,9 @@ def test_read_sends_every_digit_in_one_call_and_answers_the_number(
     assert all(
         0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height for x0, y0, x1, y1 in boxes
     )
+    metrics = client.get("/metrics").text  # counted like the other routes, digits too
+    assert 'gateway_requests_total{method="POST",route="/read",status="200"} 1.0' in metrics
+    assert 'gateway_predicted_digit_total{digit="5",model_version="1"} 3.0' in metrics
 
 
 def test_a_page_without_a_number_is_a_422_and_no_call_upstream(
