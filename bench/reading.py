@@ -2,24 +2,28 @@
 /predict reads it, the number's confidence calibrated, and /read's CPU against /predict's.
 
     python -m bench.reading --data mnist.npz --model-dir models/mnist [--per-kind 500]
-        [--split test|tune] [--floors]
+        [--split test|tune] [--floors] [--picture PNG]
 
 Starts the local model server and the gateway as bench.recognition does, sends every upload
 of recognition_sets.number_uploads to /read (the one-digit ones to /predict too), and prints
 one row per kind. Whole number right: every digit right, none missing or extra. ECE: the
 answered numbers' confidence in 10 equal-width bins against whole-number correctness. CPU:
 the gateway process's own, over rounds of one 6-digit canvas posted to /read and to /predict
-in turn. `--floors` exits 1 below FLOORS.
+in turn. `--floors` exits 1 below FLOORS; `--picture` draws a few uploads with the boxes
+/read answered and the number under each.
 """
 
 import asyncio
+import io
 import os
 import sys
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from bench.compare import cpu_seconds, process_tree
 from bench.recognition import CONCURRENCY, answered, arguments, share, verdict
@@ -67,6 +71,7 @@ GROUPS = {
     "one digit": tuple(ONE_DIGIT),
 }
 BINS = 10
+PICTURED = {"row": 2, "touching": 2, "shadow": 1, "note": 1, "ruled": 1}  # and a refusal
 CPU_ROUNDS, CPU_REQUESTS = 10, 30
 
 
@@ -212,8 +217,48 @@ def cpu_per_request(gateway_pid: int, gateway_url: str, data: bytes) -> dict[str
     return {route: seconds * 1000 / (CPU_ROUNDS * CPU_REQUESTS) for route, seconds in spent.items()}
 
 
+def kind_indices(uploads: list[Upload], kind: str) -> list[int]:
+    return [index for index, upload in enumerate(uploads) if upload.kind == kind]
+
+
+def draw_picture(uploads: list[Upload], reads: list[Read], path: Path) -> None:
+    """A few uploads (canvas, touching, photos, a refusal), /read's boxes drawn on each and
+    the number it read (green: right, red: wrong) under it."""
+    refused = [i for i, u in enumerate(uploads) if u.label is None and reads[i] is None]
+    chosen = [
+        *(i for kind, n in PICTURED.items() for i in kind_indices(uploads, kind)[:n]),
+        *refused[:1],
+    ]
+    tile, caption = (300, 180), 36
+    sheet = Image.new("RGB", (4 * tile[0], 2 * (tile[1] + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=15)
+    for n, index in enumerate(chosen):
+        upload, read = uploads[index], reads[index]
+        image = Image.open(io.BytesIO(upload.data)).convert("RGB")
+        scale = min(tile[0] / image.width, tile[1] / image.height)
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+        left, top = (n % 4) * tile[0], (n // 4) * (tile[1] + caption)
+        sheet.paste(image, (left, top))
+        for digit in read["digits"] if read else []:
+            x0, y0, x1, y1 = (left, top, left, top) + np.asarray(digit["box"]) * scale
+            draw.rectangle((x0, y0, x1, y1), outline=(40, 90, 220), width=2)
+        if read is None:
+            text, colour = "refused", (90, 90, 90)
+        else:
+            right = read["number"] == upload.label
+            text = f"{read['number']} ({read['confidence']:.0%})"
+            text += "" if right else f", drawn {upload.label}"
+            colour = (20, 140, 40) if right else (200, 30, 30)
+        draw.text((left + 4, top + tile[1] + 6), f"{upload.kind}: {text}", colour, font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
+    print(f"wrote {path} ({sheet.width}x{sheet.height})")
+
+
 def main() -> int:
     parser = arguments("bench.reading", __doc__, per_kind=500, port=18521)
+    parser.add_argument("--picture", type=Path, help="write a PNG of a few uploads read")
     args = parser.parse_args()
 
     images, labels = mnist_split(args.data, args.split)
@@ -233,6 +278,8 @@ def main() -> int:
         f"/read {cpu['/read']:.1f} ms, /predict {cpu['/predict']:.1f} ms "
         f"(ratio {cpu['/read'] / cpu['/predict']:.2f})"
     )
+    if args.picture:
+        draw_picture(uploads, reads, args.picture)
     return verdict(args.floors, failures)
 
 
