@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.digits import write_synthetic_npz
+from tests.drawings import write_synthetic_npz
 
 
 class FailOnSkip:

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from bench.digits import synthetic_mnist
 from bench.recognition_sets import Upload, number_uploads
+from tests.drawings import synthetic_mnist
 
 
 @pytest.fixture(scope="package")

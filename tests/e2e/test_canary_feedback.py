@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.digits import draw_digit, encode
 from scripts.services import until
+from tests.drawings import draw_digit, encode
 from tests.e2e.conftest import Service, config_model_server, free_port, gateway
 
 pytestmark = pytest.mark.e2e

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.digits import draw_digit, encode
 from scripts.services import until
+from tests.drawings import draw_digit, encode
 from tests.e2e.conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

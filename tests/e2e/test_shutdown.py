@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.digits import draw_digit, encode
 from scripts.services import until
+from tests.drawings import draw_digit, encode
 from tests.e2e.conftest import Service, Stack
 
 pytestmark = pytest.mark.e2e

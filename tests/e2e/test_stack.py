@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.digits import draw_digit, encode
 from scripts.services import until
+from tests.drawings import draw_digit, encode
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.digits import draw_digit, encode
 from contract import REFUSAL_BLANK
+from tests.drawings import draw_digit, encode
 from tests.e2e.conftest import Stack, free_port, gateway
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping
 import httpx
 from fastapi.testclient import TestClient
 
-from bench.digits import draw_digit, encode
 from gateway.upstream import Send
+from tests.drawings import draw_digit, encode
 
 # A clear, dark-on-light 5: every route test's default upload.
 PNG = encode(draw_digit(5, size=120, stroke=3, dark_on_light=True))

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from bench.digits import draw_digit, encode
 from gateway.errors import FeedbackStoreFull
 from gateway.feedback import FeedbackStore
+from tests.drawings import draw_digit, encode
 from tests.gateway.conftest import FakeTFServing
 
 PNG = encode(draw_digit(7, size=120, stroke=3, dark_on_light=True))

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.digits import draw_digit, encode
+from tests.drawings import draw_digit, encode
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import errors_counted, upload
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.digits import (
+from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
+from gateway.preprocessing import decode_digit_image, normalise_digit, preprocess_upload
+from tests.drawings import (
     bold_eight,
     bold_one_bar,
     draw_digit,
@@ -24,8 +26,6 @@ from bench.digits import (
     with_hard_shadow,
     with_specks,
 )
-from gateway.errors import InvalidImage, NoDigitFound, PayloadTooLarge, UnsupportedImageType
-from gateway.preprocessing import decode_digit_image, normalise_digit, preprocess_upload
 
 MAX_PIXELS = 40_000_000
 

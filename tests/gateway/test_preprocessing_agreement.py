@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from bench.digits import (
+from gateway.errors import NoDigitFound
+from gateway.preprocessing import preprocess_upload
+from tests.drawings import (
     bold_eight,
     bold_one_bar,
     draw_digit,
@@ -21,8 +23,6 @@ from bench.digits import (
     with_hard_shadow,
     with_specks,
 )
-from gateway.errors import NoDigitFound
-from gateway.preprocessing import preprocess_upload
 
 tf = pytest.importorskip("tensorflow")
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from bench.digits import draw_digit
 from contract import REFUSAL_BLANK
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import normalise_digit
@@ -16,6 +15,7 @@ from gateway.reading import (
     best_reading,
     read_candidates,
 )
+from tests.drawings import draw_digit
 
 HEIGHT = 100
 

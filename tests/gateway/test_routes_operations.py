@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from bench.digits import encode
+from tests.drawings import encode
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import errors_counted, upload
 

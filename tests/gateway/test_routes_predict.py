@@ -11,8 +11,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.digits import draw_digit, encode
 from contract import SIGNATURE_PIXELS
+from tests.drawings import draw_digit, encode
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import PNG, upload
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from bench.digits import encode
 from contract import REFUSAL_BLANK
 from gateway.reading import read_candidates
+from tests.drawings import encode
 from tests.gateway.conftest import FakeTFServing
 from tests.gateway.helpers import errors_counted, upload
 from tests.gateway.test_reading import written

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from bench.digits import draw_digit, encode, synthetic_mnist
 from contract import REFUSAL_BLANK
+from tests.drawings import draw_digit, encode, synthetic_mnist
 
 ZEROS = np.zeros((28, 28, 1)).tolist()
 PREDICT = "/v1/models/mnist:predict"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench.digits import draw_digit, encode, synthetic_mnist
 from contract import NUM_CLASSES, REFUSAL_BLANK
 from tests.conftest import train_tiny
+from tests.drawings import draw_digit, encode, synthetic_mnist
 from training import export
 from training.versions import existing_versions, next_version
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.digits import synthetic_mnist
 from tests.conftest import train_tiny
+from tests.drawings import synthetic_mnist
 from training.feedback import load_feedback
 
 
