@@ -40,28 +40,30 @@ from scripts.services import loopback, quiet_stack
 Read = dict[str, Any] | None  # /read's answer; None: refused
 
 # CI's tripwires, not the issue's targets: each kind's share of whole numbers right (numbers)
-# or refused (not numbers), set under the quick model's figures on the tune split (100 uploads
-# per kind) by more than twice the sampling noise of CI's 200; reset them from the test split's.
+# or refused (not numbers), set under the full recipe's figures on the test split (200 uploads
+# per kind, docs/recognition.md) by about three times the sampling noise of CI's 200.
 FLOORS = {
-    "row": 0.91,
-    "long-row": 0.83,
-    "touching": 0.45,
-    "ruled": 0.82,
+    "row": 0.93,
+    "long-row": 0.82,
+    "touching": 0.22,
+    "ruled": 0.85,
     "shadow": 0.86,
-    "note": 0.76,
-    "stray": 0.88,
-    "printed": 0.56,
-    "one-canvas": 0.97,
-    "one-photo": 0.95,
-    "text-line": 0.88,
+    "note": 0.79,
+    "stray": 0.87,
+    "printed": 0.45,
+    "one-canvas": 0.92,
+    "one-photo": 0.97,
+    "text-line": 0.92,
     "blank": 0.97,
-    "texture": 0.97,
+    "texture": 0.93,
     "paper-no-digit": 0.97,
     "shadow-no-digit": 0.97,
-    "note-no-digit": 0.89,
+    "note-no-digit": 0.87,
 }
-AGREE_FLOOR = 0.975  # one digit: /read and /predict give the same digit or both refuse
-ECE_CEILING = 0.05  # of all numbers answered
+AGREE_FLOOR = 0.985  # one digit: /read and /predict give the same digit or both refuse
+# The ECE of separated canvas numbers (2.05% measured): the one group whose digits' product is
+# meant to be calibrated; touching and printed numbers are over-confident (docs/recognition.md).
+ECE_GROUP, ECE_CEILING = "canvas, separated", 0.06
 GROUPS = {
     "canvas, separated": ("row",),
     "canvas, touching": ("touching",),
@@ -197,8 +199,8 @@ def table(
     lines += [f"| {name} | {n} | {ece:.2%} |" for name, (n, ece) in figures.items()]
     if sum(pairs) / len(pairs) < AGREE_FLOOR:
         failures.append(f"/read and /predict agree on {sum(pairs) / len(pairs):.2%}")
-    if not figures["all numbers"][1] <= ECE_CEILING:
-        failures.append(f"ECE {figures['all numbers'][1]:.2%} > {ECE_CEILING:.0%}")
+    if not figures[ECE_GROUP][1] <= ECE_CEILING:
+        failures.append(f"ECE of {ECE_GROUP} {figures[ECE_GROUP][1]:.2%} > {ECE_CEILING:.0%}")
     return "\n".join(lines), failures
 
 
