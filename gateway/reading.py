@@ -19,12 +19,15 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from contract import REFUSAL_BLANK, SPECK_MASS
+from contract import REFUSAL_BLANK, REFUSAL_PATTERN, SPECK_MASS
 from gateway.digit_parts import EIGHT_CONNECTED, digit_mask
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import digit_image, normalise_digit, page_ink
 
 MAX_DIGITS = 20
+# More separate marks than this are a texture or noise, not a number (and would cost the
+# grouping, which compares every pair, more than a request should).
+MAX_PARTS = 200
 # The most candidate digits of one upload: what TF Serving takes in one request
 # (serving/batching.config's max_batch_size, the gateway's GATEWAY_MAX_BATCH).
 MAX_CANDIDATES = 64
@@ -118,15 +121,15 @@ def read_candidates(
         raise NoDigitFound(REFUSAL_BLANK)
     line = float(np.median([group.height for group in groups]))
     lone = None
+    ways = [_ways(group, line) for group in groups]
     if len(groups) == 1:
         try:  # one digit as /predict reads it; else perhaps digits that touch
             lone = normalise_digit(image)
+            ways = [[groups]]
         except NoDigitFound:
-            if groups[0].width <= MAY_TOUCH * line:
+            ways = [[way for way in ways[0] if len(way) > 1]]
+            if not ways[0]:
                 raise
-    ways = [[[group]] if lone is not None else _ways(group, line) for group in groups]
-    if len(groups) == 1 and lone is None:
-        ways = [[way for way in ways[0] if len(way) > 1]]
     while sum(len(way) for g in ways for way in g) > most and max(map(len, ways)) > 1:
         max(ways, key=len).pop()  # the last ways of the most ambiguous group go first
     pieces = [piece for group_ways in ways for way in group_ways for piece in way]
@@ -172,10 +175,15 @@ def best_reading(candidates: Candidates, confidences: np.ndarray) -> list[int]:
 
 def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
     """The digits among the mask's parts (parts sharing columns joined, specks left out),
-    left to right."""
+    left to right.
+
+    Raises:
+        NoDigitFound: more than MAX_PARTS separate marks (a texture)."""
     labels, count = ndimage.label(mask, structure=EIGHT_CONNECTED)
     if not count:
         return []
+    if count > MAX_PARTS:
+        raise NoDigitFound(REFUSAL_PATTERN)
     boxes = ndimage.find_objects(labels)
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count + 1)[1:]
     left = np.array([cols.start for _, cols in boxes])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from contract import REFUSAL_BLANK
+from contract import REFUSAL_BLANK, REFUSAL_PATTERN
 from gateway.errors import NoDigitFound
 from gateway.preprocessing import normalise_digit
 from gateway.reading import (
@@ -163,3 +163,15 @@ def test_candidates_never_exceed_what_the_model_server_takes_in_one_call() -> No
 
     assert len(everything.boxes) > 12 >= len(capped.boxes) == len(capped.images)
     assert all(ways for ways in capped.readings)  # each group keeps a reading
+
+
+def test_hundreds_of_separate_marks_are_a_texture_refused_at_once() -> None:
+    dots = Image.new("L", (900, 300), 255)
+    draw = ImageDraw.Draw(dots)
+    rng = np.random.default_rng(0)
+    for x, y in rng.uniform((20, 20), (874, 274), (400, 2)):  # scattered: no rows, no border
+        draw.ellipse((x, y, x + 6, y + 6), fill=0)
+
+    with pytest.raises(NoDigitFound) as refused:
+        read_candidates(dots)
+    assert refused.value.detail == REFUSAL_PATTERN
