@@ -86,6 +86,19 @@ def check_predictions(client: httpx.Client, images: np.ndarray, labels: np.ndarr
            f"predict_image_bytes -> {digit}"
 
 
+def check_read(client: httpx.Client, images: np.ndarray, labels: np.ndarray) -> str:
+    """Four MNIST digits side by side, dark on white, read as one number through /read."""
+    row = np.full((112 + 60, 4 * (112 + 30) + 30), 255, np.uint8)
+    for index, image in enumerate(images[:4]):
+        big = np.kron(255 - image, np.ones((4, 4), np.uint8))
+        row[30:142, 30 + index * 142 : 142 + index * 142] = big
+    answer = client.post("/read", files={"file": ("number.png", png(row), "image/png")})
+    expected = "".join(str(label) for label in labels[:4])
+    if answer.status_code != 200 or answer.json()["number"] != expected:
+        raise CheckFailed(f"/read of {expected}: {answer.status_code} {answer.text[:200]}")
+    return f"/read {expected} -> {answer.json()['number']}, {len(answer.json()['digits'])} boxes"
+
+
 def check_feedback(client: httpx.Client, image: np.ndarray) -> str:
     answer = client.post("/feedback", files={"file": ("d.png", png(image), "image/png")},
                          data={"label": "3"})
@@ -196,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         with stack() as up_s, httpx.Client(base_url=GATEWAY, timeout=30) as client:
             report("up", f"ready in {up_s:.0f} s (quick recipe trained from MNIST_FILE)")
             report("predict", check_predictions(client, images, labels))
+            report("read", check_read(client, images, labels))
             report("feedback", check_feedback(client, images[0]))
             report("new version", check_new_version(client, images[0]))
             report("restart", check_restart(client, images[0]))
