@@ -97,9 +97,8 @@ def create_app(
         version="1.0.0",
         lifespan=_lifespan(settings, metrics, upstream, draw, clock),
     )
-    routers = (operations, predict, read, feedback, model, ui)
-    for router in (module.router for module in routers):
-        app.include_router(router)
+    for routes in (operations, predict, read, feedback, model, ui):
+        app.include_router(routes.router)
     app.mount("/ui", StaticFiles(directory=ui.STATIC_DIR, html=True), name="ui")
 
     @app.exception_handler(GatewayError)

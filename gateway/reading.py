@@ -121,19 +121,22 @@ def read_candidates(
         raise NoDigitFound(REFUSAL_BLANK)
     line = float(np.median([group.height for group in groups]))
     lone = None
-    ways = [_ways(group, line) for group in groups]
-    if len(groups) == 1:
+    if len(groups) > 1:
+        ways = [_ways(group, line) for group in groups]
+    else:
         try:  # one digit as /predict reads it; else perhaps digits that touch
             lone = normalise_digit(image)
             ways = [[groups]]
         except NoDigitFound:
-            ways = [[way for way in ways[0] if len(way) > 1]]
+            ways = [[way for way in _ways(groups[0], line) if len(way) > 1]]
             if not ways[0]:
                 raise
     while sum(len(way) for g in ways for way in g) > most and max(map(len, ways)) > 1:
         max(ways, key=len).pop()  # the last ways of the most ambiguous group go first
     pieces = [piece for group_ways in ways for way in group_ways for piece in way]
-    images = [digit_image(ink[p.rows, p.cols], p.keep) for p in pieces]
+    images = (
+        [lone] if lone is not None else [digit_image(ink[p.rows, p.cols], p.keep) for p in pieces]
+    )
     readings, start = [], 0
     for group_ways in ways:
         readings.append([list(range(start, start := start + len(way))) for way in group_ways])
@@ -149,7 +152,7 @@ def read_candidates(
         for p in pieces
     ]
     widths = np.array([p.width / line for p in pieces])
-    return Candidates(np.stack([lone] if lone is not None else images), boxes, widths, readings)
+    return Candidates(np.stack(images), boxes, widths, readings)
 
 
 def best_reading(candidates: Candidates, confidences: np.ndarray) -> list[int]:
@@ -204,19 +207,17 @@ def digit_groups(mask: np.ndarray, ink: np.ndarray) -> list[_Group]:
     together = stacked | (near & (columns >= SHARED_COLUMNS * narrower))
     owner = _components(together)
     group_mass = np.bincount(owner, weights=mass)
-    heavy = group_mass >= SPECK_MASS * group_mass.max()
-    typical = np.median(group_mass[heavy])
+    typical = np.median(group_mass[group_mass >= SPECK_MASS * group_mass.max()])
+    kept = np.flatnonzero(group_mass >= SPECK_MASS * typical)
     groups = []
-    for g in np.flatnonzero(group_mass >= SPECK_MASS * typical):
+    for g in kept:
         members = np.flatnonzero(owner == g)
         ys = slice(int(top[members].min()), int(bottom[members].max()))
         xs = slice(int(left[members].min()), int(right[members].max()))
         groups.append(_Group(ys, xs, np.isin(labels[ys, xs], members + 1)))
     # Digits of one number are about as tall: shorter marks are dashes, bits of ruled lines.
-    masses = np.array([float(ink[g.rows, g.cols][g.keep].sum()) for g in groups])
-    line = np.median(
-        [g.height for g, m in zip(groups, masses, strict=True) if m >= HEAVY * masses.max()]
-    )
+    heavy = group_mass[kept] >= HEAVY * group_mass[kept].max()
+    line = np.median([g.height for g, is_heavy in zip(groups, heavy, strict=True) if is_heavy])
     groups = [group for group in groups if group.height >= MIN_HEIGHT * line]
     return sorted(groups, key=lambda group: group.cols.start + group.cols.stop)
 

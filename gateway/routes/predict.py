@@ -84,15 +84,20 @@ def prediction(
     output: ModelOutput, image: np.ndarray, with_image: bool, services: Services, version: str
 ) -> dict[str, object]:
     """One digit's answer (the fields of DigitPrediction), counted in the metrics."""
-    metrics = services.metrics
-    metrics.child(metrics.digits, str(output.digit), version).inc()
-    metrics.child(metrics.confidence, version).observe(output.confidence)
+    count_digit(output, services, version)
     return {
         "predicted_digit": output.digit,
         "confidence": output.confidence,
         "probabilities": output.probabilities,
         "normalized_image": png_data_url(image) if with_image else None,
     }
+
+
+def count_digit(output: ModelOutput, services: Services, version: str) -> None:
+    """A digit answered, in the metrics: which digit, and how confident."""
+    metrics = services.metrics
+    metrics.child(metrics.digits, str(output.digit), version).inc()
+    metrics.child(metrics.confidence, version).observe(output.confidence)
 
 
 def png_data_url(image: np.ndarray) -> str:

@@ -16,6 +16,7 @@ from gateway.reading import READ_WORK_SIZE, Candidates, best_reading, read_candi
 from gateway.routes.predict import (
     ERROR_RESPONSES,
     PredictParameters,
+    count_digit,
     json_response,
     preprocessed,
 )
@@ -50,12 +51,10 @@ async def read(request: Request) -> Response:
     outputs = result.outputs
     chosen = best_reading(candidates, np.array([output.confidence for output in outputs]))
     version = str(result.model_version)
-    metrics = asked.services.metrics
     digits = []
     for index in chosen:
         output = outputs[index]
-        metrics.child(metrics.digits, str(output.digit), version).inc()
-        metrics.child(metrics.confidence, version).observe(output.confidence)
+        count_digit(output, asked.services, version)
         box = [int(value) for value in candidates.boxes[index]]
         digits.append({"digit": output.digit, "confidence": output.confidence, "box": box})
     return json_response(
